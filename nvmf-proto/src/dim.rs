@@ -172,7 +172,6 @@ impl ExtAttr {
 /// One discovery information entry (basic, or the fixed part of an extended
 /// one plus its attributes).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
 pub struct DimEntry {
     /// Transport type.
     pub trtype: TrType,
@@ -203,7 +202,6 @@ pub struct DimEntry {
 
 /// A DIM payload: the header and its entries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub struct DimData {
     /// Entry format.
     pub entfmt: EntryFormat,
@@ -514,6 +512,13 @@ fn parse_entry(data: &[u8], off: usize, extended: bool) -> Result<(DimEntry, usi
         const A: &str = "DIM extended attribute";
         let kind = wire::u16_at(entry, a_off, A)?;
         let len = usize::from(wire::u16_at(entry, a_off.saturating_add(2), A)?);
+        if len % 4 != 0 {
+            return Err(ProtoError::InvalidValue {
+                what: "DIM attribute length (EXATLEN)",
+                value: u64::try_from(len).unwrap_or(u64::MAX),
+                expected: "a multiple of 4",
+            });
+        }
         let value = wire::slice(entry, a_off.saturating_add(4), len, A)?;
         let attr = match kind {
             EXAT_HOSTID => {
@@ -677,6 +682,13 @@ mod tests {
         b[1024 + 1034..1024 + 1036].copy_from_slice(&[8, 0]);
         let err = DimData::parse(&b).unwrap_err();
         assert!(err.to_string().contains("Host ID"), "{err}");
+        // EXATLEN not a multiple of four.
+        let mut b = reg(Some("abcd")).emit().unwrap();
+        b[1024 + 1054..1024 + 1056].copy_from_slice(&[3, 0]);
+        assert!(DimData::parse(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("EXATLEN"));
         // Attribute count beyond TEL.
         let mut b = good;
         b[1024 + 1028..1024 + 1030].copy_from_slice(&[9, 0]);

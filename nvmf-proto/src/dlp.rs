@@ -173,7 +173,6 @@ impl Tsas {
 
 /// One discovery log page entry, its text fields decoded and trimmed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub struct DiscoveryLogEntry {
     /// Transport type.
     pub trtype: TrType,
@@ -242,8 +241,10 @@ impl DiscoveryLogEntry {
         if trtype == TrType::Fc {
             // Some DCs separate the FC names with a comma, which would also
             // split the comma-separated connect string (kernel-interface §4.5).
-            if let Some(pos) = traddr.find(',') {
-                traddr.replace_range(pos..=pos, ":");
+            // libnvme repairs the first comma only; repairing all of them
+            // makes the result a valid connect value and parsing idempotent.
+            if traddr.contains(',') {
+                traddr = traddr.replace(',', ":");
             }
         }
         Ok(Self {
@@ -570,6 +571,13 @@ mod tests {
         e.traddr = "nn-0x1000000044001123,pn-0x2000000055001123".into();
         let parsed = DiscoveryLogEntry::parse(&e.emit().unwrap()).unwrap();
         assert_eq!(parsed.traddr, "nn-0x1000000044001123:pn-0x2000000055001123");
+        e.traddr = "a,b,c".into();
+        let parsed = DiscoveryLogEntry::parse(&e.emit().unwrap()).unwrap();
+        assert_eq!(parsed.traddr, "a:b:c");
+        assert_eq!(
+            DiscoveryLogEntry::parse(&parsed.emit().unwrap()).unwrap(),
+            parsed
+        );
         // Only FC addresses are touched.
         e.trtype = TrType::Tcp;
         e.traddr = "a,b".into();

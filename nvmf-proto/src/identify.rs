@@ -30,7 +30,6 @@ pub const CTRATT_TBKAS: u32 = 1 << 6;
 
 /// The Identify Controller fields a discovery client needs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub struct IdentifyController {
     /// PCI vendor id.
     pub vid: u16,

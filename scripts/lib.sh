@@ -1,0 +1,40 @@
+# Shared by scripts/test and scripts/demo: make a fresh Debian/Ubuntu machine
+# with only rustup able to build and test stas. Sourced, not run.
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs the Debian packages given that are not installed yet.
+need_apt() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "installing ${missing[*]}"
+    if [ -z "${STAS_APT_UPDATED:-}" ]; then
+        as_root apt-get update -qq
+        export STAS_APT_UPDATED=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The pinned toolchain (rust-toolchain.toml, with the musl target) and a C
+# linker for it.
+need_rust() {
+    command -v rustup >/dev/null || { echo "rustup is required: https://rustup.rs" >&2; exit 1; }
+    command -v cc >/dev/null || need_apt gcc libc6-dev
+    # Reading the active toolchain installs it, its components and targets.
+    rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install >/dev/null
+    rustup show >/dev/null
+}
+
+# Nightly and cargo-fuzz, for the fuzz smoke runs.
+need_fuzz() {
+    rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal >/dev/null
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked >/dev/null 2>&1 \
+        || { echo "could not install cargo-fuzz" >&2; exit 1; }
+}

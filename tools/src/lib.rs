@@ -1,0 +1,3 @@
+//! Shared output helpers of the stas command-line tools.
+
+pub mod output;
