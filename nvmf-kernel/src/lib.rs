@@ -1,8 +1,66 @@
 //! The Linux kernel's NVMe over Fabrics host interface, without libnvme:
-//! `/dev/nvme-fabrics`, admin passthrough ioctls, sysfs and kernel uevents.
 //!
-//! This crate is the only one in the workspace that makes syscalls with
-//! `unsafe`; every such block carries a `// SAFETY:` comment. It is filled in
-//! by the nvmf-kernel issue; for now it re-exports the protocol crate.
+//! | module | kernel interface |
+//! |---|---|
+//! | [`fabrics`] | `/dev/nvme-fabrics`: probe accepted options, connect |
+//! | [`admin`] | `NVME_IOCTL_ADMIN_CMD` on `/dev/nvmeN`: Get Log Page (with the GENCTR protocol), Identify, Supported Log Pages, DIM |
+//! | [`sysfs`] | `/sys/class/nvme`: enumerate controllers, read their attributes, delete them |
+//! | [`uevent`] | `NETLINK_KOBJECT_UEVENT`: kernel uevents without udev |
+//! | [`host`] | host identity: `/etc/nvme/hostnqn`, `hostid`, and generating them |
+//!
+//! This is the only crate of the workspace that makes syscalls with
+//! `unsafe`; every such block says why it is sound. Every filesystem root
+//! (`/dev`, `/sys`, `/etc`) comes from [`KernelPaths`], so the logic runs on a
+//! fake tree in tests. Calls that reach the kernel block (a connect for
+//! seconds); the daemons call them off their event loop.
+#![deny(clippy::indexing_slicing)]
 
+pub mod admin;
+mod error;
+pub mod fabrics;
+pub mod host;
+pub mod sysfs;
+pub mod uevent;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{ConnectFailure, KernelError, NvmeStatus};
 pub use nvmf_proto as proto;
+
+/// Where the kernel's files are: the real roots by default, a scratch tree in tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelPaths {
+    /// Device nodes (`/dev`).
+    pub dev: PathBuf,
+    /// sysfs (`/sys`).
+    pub sys: PathBuf,
+    /// Configuration (`/etc`).
+    pub etc: PathBuf,
+}
+
+impl Default for KernelPaths {
+    fn default() -> Self {
+        Self::under(Path::new("/"))
+    }
+}
+
+impl KernelPaths {
+    /// `dev`, `sys` and `etc` below `root`.
+    pub fn under(root: &Path) -> Self {
+        Self {
+            dev: root.join("dev"),
+            sys: root.join("sys"),
+            etc: root.join("etc"),
+        }
+    }
+
+    /// `/dev/nvme-fabrics`.
+    pub fn fabrics(&self) -> PathBuf {
+        self.dev.join("nvme-fabrics")
+    }
+
+    /// The admin character device of controller `nvmeN`.
+    pub fn controller_dev(&self, name: &str) -> PathBuf {
+        self.dev.join(name)
+    }
+}
