@@ -38,3 +38,14 @@ need_fuzz() {
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked >/dev/null 2>&1 \
         || { echo "could not install cargo-fuzz" >&2; exit 1; }
 }
+
+# The lab: QEMU (TCG), busybox for the initramfs, nvme-cli for the
+# differential test, and package lists fresh enough for `apt-cache depends`
+# to resolve Debian's cloud kernel (fetched and cached on first use).
+need_lab() {
+    if [ -z "${STAS_APT_UPDATED:-}" ] && ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
+        as_root apt-get update -qq
+        export STAS_APT_UPDATED=1
+    fi
+    need_apt qemu-system-x86 busybox-static nvme-cli
+}

@@ -1,1 +1,2 @@
 //! Shared helpers for the workspace-level tests.
+pub mod lab;

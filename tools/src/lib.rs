@@ -1,3 +1,4 @@
-//! Shared output helpers of the stas command-line tools.
+//! Shared code of the stas command-line tools.
 
+pub mod discover;
 pub mod output;

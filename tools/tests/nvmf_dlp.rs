@@ -71,18 +71,18 @@ fn json_is_the_nvme_stas_dlpe_shape() {
 }
 
 #[test]
-fn bad_entries_reported_good_ones_printed_exit_2() {
+fn bad_entries_reported_good_ones_printed_exit_3() {
     let (code, out, err) = run(&["--json", &vector("bad-entry-among-good")]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 3);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert!(err.contains("discovery log entry 1: traddr"), "{err}");
 }
 
 #[test]
-fn truncated_page_reported_exit_2() {
+fn truncated_page_reported_exit_3() {
     let (code, out, err) = run(&[&vector("numrec-beyond-buffer")]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 3);
     assert_eq!(out.lines().count(), 4, "{out}");
     assert!(err.contains("truncated"), "{err}");
 }

@@ -6,15 +6,15 @@
 //! stderr; the entries that do decode are still printed.
 //!
 //! Exit status: 0 all entries decoded; 1 the file could not be read or has no
-//! header; 2 the page was printed but some entries were bad or missing.
+//! header; 3 the page was printed but some entries were bad or missing.
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use nvmf_proto::dlp::{DiscoveryLogEntry, DiscoveryLogPage};
-use tools::output::{table, OrderedObject};
+use nvmf_proto::dlp::DiscoveryLogPage;
+use tools::output::{dlp_json, dlp_table, report_page_problems, Spelling, EXIT_PARTIAL};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Decode a raw NVMe-oF discovery log page file")]
@@ -40,38 +40,6 @@ fn read_input(path: &PathBuf) -> std::io::Result<Vec<u8>> {
     }
 }
 
-fn row(index: usize, e: &DiscoveryLogEntry, cli: bool) -> Vec<String> {
-    let (trtype, adrfam, subtype, treq, eflags) = if cli {
-        (
-            e.trtype.cli_str().to_owned(),
-            e.adrfam.cli_str().to_owned(),
-            e.subtype.cli_str().to_owned(),
-            e.treq.cli_str(),
-            e.eflags.cli_str(),
-        )
-    } else {
-        (
-            e.trtype.stas_str().into_owned(),
-            e.adrfam.stas_str().into_owned(),
-            e.subtype.stas_str().into_owned(),
-            e.treq.stas_str().into_owned(),
-            e.eflags.stas_str(),
-        )
-    };
-    vec![
-        index.to_string(),
-        trtype,
-        adrfam,
-        subtype,
-        e.traddr.clone(),
-        e.trsvcid.clone(),
-        e.portid.to_string(),
-        e.subnqn.clone(),
-        treq,
-        eflags,
-    ]
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     let name = args.file.display();
@@ -91,11 +59,7 @@ fn main() -> ExitCode {
     };
 
     if args.json {
-        let dicts: Vec<OrderedObject> = page
-            .valid_entries()
-            .map(|e| OrderedObject::from_pairs(e.stas_dict()))
-            .collect();
-        match serde_json::to_string_pretty(&dicts) {
+        match dlp_json(&page) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("nvmf-dlp: cannot encode JSON: {e}");
@@ -108,32 +72,16 @@ fn main() -> ExitCode {
             "Discovery log page {name}: genctr {}, numrec {}, recfmt {}",
             h.genctr, h.numrec, h.recfmt
         );
-        let rows: Vec<Vec<String>> = page
-            .entries
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.as_ref().ok().map(|e| row(i, e, args.cli_names)))
-            .collect();
-        print!(
-            "{}",
-            table(
-                &[
-                    "#", "trtype", "adrfam", "subtype", "traddr", "trsvcid", "portid", "subnqn",
-                    "treq", "eflags"
-                ],
-                &rows
-            )
-        );
+        let spelling = if args.cli_names {
+            Spelling::Cli
+        } else {
+            Spelling::Stas
+        };
+        print!("{}", dlp_table(&page, spelling));
     }
 
-    let mut status = ExitCode::SUCCESS;
-    for err in page.entry_errors() {
-        eprintln!("nvmf-dlp: {name}: {err}; entry skipped");
-        status = ExitCode::from(2);
+    if report_page_problems(&format!("nvmf-dlp: {name}"), &page) {
+        return ExitCode::from(EXIT_PARTIAL);
     }
-    if let Err(e) = page.check_complete() {
-        eprintln!("nvmf-dlp: {name}: page truncated: {e}");
-        status = ExitCode::from(2);
-    }
-    status
+    ExitCode::SUCCESS
 }

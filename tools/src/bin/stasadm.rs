@@ -1,0 +1,140 @@
+//! stasadm: administration of the host side of NVMe over Fabrics.
+//!
+//! `discover` asks a discovery controller for its log page, like
+//! `nvme discover`, on hosts without nvme-cli.
+//!
+//! Exit status: 0 success; 1 failure (the message says what to do);
+//! 2 usage error; 3 the log page was printed but some entries were bad.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use nvmf_kernel::KernelPaths;
+use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
+use tools::discover::{self, Target};
+use tools::output::{dlp_json, dlp_table, report_page_problems, Spelling, EXIT_PARTIAL};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Administration of NVMe over Fabrics hosts (stas)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Connect to a discovery controller and print its discovery log page.
+    Discover(DiscoverArgs),
+}
+
+#[derive(Debug, Args)]
+struct DiscoverArgs {
+    /// Transport: tcp, rdma, fc or loop.
+    #[arg(short = 't', long)]
+    transport: String,
+    /// Discovery controller address.
+    #[arg(short = 'a', long)]
+    traddr: String,
+    /// Discovery controller port (tcp default 8009, rdma 4420).
+    #[arg(short = 's', long)]
+    trsvcid: Option<String>,
+    /// Discovery subsystem NQN.
+    #[arg(short = 'n', long, default_value = WELL_KNOWN_DISCOVERY_NQN)]
+    nqn: String,
+    /// Local address to connect from.
+    #[arg(short = 'w', long)]
+    host_traddr: Option<String>,
+    /// Local interface to connect through.
+    #[arg(short = 'f', long)]
+    host_iface: Option<String>,
+    /// Host NQN (default: /etc/nvme/hostnqn).
+    #[arg(short = 'q', long)]
+    hostnqn: Option<String>,
+    /// Host ID (default: /etc/nvme/hostid).
+    #[arg(short = 'I', long)]
+    hostid: Option<String>,
+    /// Print a JSON array of nvme-stas DLPE dicts instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Spell table values as nvme-cli does.
+    #[arg(long)]
+    cli_names: bool,
+    /// Keep the connection (with a 30 s keep-alive) instead of disconnecting.
+    #[arg(long)]
+    keep: bool,
+    /// Also write the raw log page bytes to this file.
+    #[arg(long)]
+    raw: Option<PathBuf>,
+}
+
+fn discover(a: &DiscoverArgs) -> ExitCode {
+    let target = Target {
+        transport: a.transport.clone(),
+        traddr: a.traddr.clone(),
+        trsvcid: a.trsvcid.clone(),
+        nqn: a.nqn.clone(),
+        host_traddr: a.host_traddr.clone(),
+        host_iface: a.host_iface.clone(),
+        hostnqn: a.hostnqn.clone(),
+        hostid: a.hostid.clone(),
+    };
+    let paths = KernelPaths::default();
+    let out = match discover::run(&paths, &target, a.keep) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("stasadm discover: {e}");
+            if let nvmf_kernel::KernelError::Io { source, .. } = &e {
+                if source.kind() == std::io::ErrorKind::PermissionDenied {
+                    eprintln!("stasadm discover: connecting needs root (CAP_SYS_ADMIN)");
+                }
+            }
+            return ExitCode::from(1);
+        }
+    };
+    for (name, reason) in &out.dropped {
+        eprintln!("stasadm discover: option {name} not sent: {reason}");
+    }
+    if let Some(path) = &a.raw {
+        if let Err(e) = std::fs::write(path, &out.log.raw) {
+            eprintln!("stasadm discover: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    let page = &out.log.page;
+    if a.json {
+        match dlp_json(page) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("stasadm discover: cannot encode JSON: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        let how = match (out.reused, out.kept) {
+            (true, _) => "existing connection, kept",
+            (false, true) => "connected, kept",
+            (false, false) => "connected, then disconnected",
+        };
+        println!(
+            "Discovery log page of {} via {} ({how}): genctr {}, {} entries",
+            a.traddr, out.device, page.header.genctr, page.header.numrec
+        );
+        let spelling = if a.cli_names {
+            Spelling::Cli
+        } else {
+            Spelling::Stas
+        };
+        print!("{}", dlp_table(page, spelling));
+    }
+    if report_page_problems("stasadm discover", page) {
+        return ExitCode::from(EXIT_PARTIAL);
+    }
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Discover(a) => discover(&a),
+    }
+}
