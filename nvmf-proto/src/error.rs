@@ -22,7 +22,7 @@ pub enum ProtoError {
         got: usize,
     },
     /// A fixed-width text field holds a byte that is not printable text.
-    #[error("{field}: non-printable byte {byte:#04x} at offset {offset} in {value:?}")]
+    #[error("{field}: non-printable byte {byte:#04x} at offset {offset} in \"{value}\"")]
     NonPrintable {
         /// The field, e.g. `traddr`.
         field: &'static str,
