@@ -38,7 +38,8 @@ const EXPECTED: &[&str] = &[
     "bad-option-typed",
     "unsupported-option-dropped",
     "dlp-300",
-    "dlp-genctr-under-churn",
+    "dlp-genctr-retry",
+    "dlp-genctr-churn-typed",
     "uevent-enobufs-lost",
 ];
 

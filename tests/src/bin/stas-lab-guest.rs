@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use fixtures::nvmet::{Nvmet, PortAddr};
 use nvmf_kernel::admin::{
-    identify_controller, read_discovery_log, send_dim, supported_log_pages, DiscoveryLogLimits,
-    NvmeDevice,
+    identify_controller, read_discovery_log, send_dim, supported_log_pages, AdminCommand,
+    AdminFailure, AdminTransport, DiscoveryLogLimits, NvmeDevice,
 };
 use nvmf_kernel::fabrics::{
     ConnectOptions, ControllerKind, Fabrics, OptionString, SupportedOptions,
@@ -734,49 +734,83 @@ fn kernel(r: &mut Report) {
         })(),
     );
 
-    // GENCTR protocol while the target changes underneath.
-    r.check("dlp-genctr-under-churn", (|| {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let churn = {
-            let stop = stop.clone();
-            let t = t.clone();
-            std::thread::spawn(move || {
-                let mut flips = 0u32;
-                // A flip every 300 ms: a read of this page takes about as
-                // long under TCG, so many rounds see a change and some do not.
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = t.unlink(1, &sub(150));
-                    let _ = t.link(1, &sub(150));
-                    flips += 1;
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-                flips
-            })
-        };
-        let (mut ok, mut multi, mut churned) = (0u32, 0u32, 0u32);
-        let mut bad = Vec::new();
-        for _ in 0..25 {
-            match read_log(&dcname) {
-                Ok(log) => {
-                    ok += 1;
-                    if log.rounds > 1 {
-                        multi += 1;
-                    }
-                    let n = subsystems_of(&log.page, SubType::Nvme).len();
-                    if !(304..=305).contains(&n) || log.page.is_truncated() {
-                        bad.push(format!("{n} entries"));
-                    }
-                }
-                Err(e) if e.contains("GENCTR churn") => churned += 1,
-                Err(e) => bad.push(e),
-            }
+    // GENCTR protocol while the target changes underneath, made
+    // deterministic: a wrapper around the real device changes the nvmet
+    // configuration right after an entries chunk of a round was read.
+    struct Flipper<'a> {
+        dev: NvmeDevice,
+        t: &'a Nvmet,
+        commands: u32,
+        flips_left: u32,
+    }
+    impl AdminTransport for Flipper<'_> {
+        fn device_name(&self) -> &str {
+            self.dev.device_name()
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let flips = churn.join().unwrap_or(0);
-        ensure(bad.is_empty(), format!("{bad:?}"))?;
-        ensure(ok > 0, "no read succeeded")?;
-        Ok(format!("{ok} consistent reads ({multi} needed more than one round), {churned} gave up on churn, {flips} target flips"))
-    })());
+        fn submit(&mut self, cmd: &mut AdminCommand<'_>) -> Result<u32, AdminFailure> {
+            let r = self.dev.submit(cmd);
+            self.commands += 1;
+            // Command 2 of each round is its first entries chunk (a
+            // header read precedes it): change the target there.
+            if self.flips_left > 0 && cmd.cdw[2] == 1024 {
+                self.flips_left -= 1;
+                let _ = self.t.unlink(1, &sub(150));
+                let _ = self.t.link(1, &sub(150));
+            }
+            r
+        }
+    }
+    r.check(
+        "dlp-genctr-retry",
+        (|| {
+            let dev =
+                NvmeDevice::open(&paths.controller_dev(&dcname)).map_err(|e| e.to_string())?;
+            let mut f = Flipper {
+                dev,
+                t: &t,
+                commands: 0,
+                flips_left: 1,
+            };
+            let log = read_discovery_log(&mut f, 0, DiscoveryLogLimits::default())
+                .map_err(|e| e.to_string())?;
+            let n = subsystems_of(&log.page, SubType::Nvme).len();
+            ensure(
+                log.rounds == 2,
+                format!("{} rounds after one change mid-read", log.rounds),
+            )?;
+            ensure(n == 305 && !log.page.is_truncated(), format!("{n} entries"))?;
+            Ok(format!(
+                "one change mid-read: consistent page after {} rounds, {} commands",
+                log.rounds, f.commands
+            ))
+        })(),
+    );
+    r.check(
+        "dlp-genctr-churn-typed",
+        (|| {
+            let dev =
+                NvmeDevice::open(&paths.controller_dev(&dcname)).map_err(|e| e.to_string())?;
+            let mut f = Flipper {
+                dev,
+                t: &t,
+                commands: 0,
+                flips_left: u32::MAX,
+            };
+            match read_discovery_log(
+                &mut f,
+                0,
+                DiscoveryLogLimits {
+                    max_rounds: 3,
+                    max_entries: 16_384,
+                },
+            ) {
+                Err(e @ KernelError::GenctrChurn { attempts: 3, .. }) => Ok(e.to_string()),
+                other => Err(format!(
+                    "expected GENCTR churn after 3 rounds, got {other:?}"
+                )),
+            }
+        })(),
+    );
 
     // ENOBUFS: a tiny socket buffer overflows and says so.
     r.check(
