@@ -106,6 +106,37 @@ impl HostIdentity {
     }
 }
 
+/// Whether the process runs as root (effective UID 0).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The host name (`/proc/sys/kernel/hostname`), as DIM's ENAME.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The OS description DIM registration sends as EVER: kernel type and
+/// release, and os-release's NAME and VERSION_ID (libnvme's format).
+pub fn entity_version(paths: &KernelPaths) -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let os_release = std::fs::read_to_string(paths.etc.join("os-release")).unwrap_or_default();
+    let field = |key: &str| {
+        os_release
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+            .map(str::to_owned)
+    };
+    nvmf_proto::dim::entity_version(
+        &read("/proc/sys/kernel/ostype"),
+        &read("/proc/sys/kernel/osrelease"),
+        field("NAME").as_deref(),
+        field("VERSION_ID").as_deref(),
+    )
+}
+
 /// The host NQN libnvme derives from a host ID.
 pub fn hostnqn_from_hostid(hostid: &str) -> String {
     format!("{UUID_NQN_PREFIX}{hostid}")

@@ -6,7 +6,8 @@
 //! | [`admin`] | `NVME_IOCTL_ADMIN_CMD` on `/dev/nvmeN`: Get Log Page (with the GENCTR protocol), Identify, Supported Log Pages, DIM |
 //! | [`sysfs`] | `/sys/class/nvme`: enumerate controllers, read their attributes, delete them |
 //! | [`uevent`] | `NETLINK_KOBJECT_UEVENT`: kernel uevents without udev |
-//! | [`host`] | host identity: `/etc/nvme/hostnqn`, `hostid`, and generating them |
+//! | [`host`] | host identity: `/etc/nvme/hostnqn`, `hostid`, generating them; host name, OS version, root |
+//! | [`netif`] | network interfaces and their addresses |
 //!
 //! This is the only crate of the workspace that makes syscalls with
 //! `unsafe`; every such block says why it is sound. Every filesystem root
@@ -19,12 +20,14 @@ pub mod admin;
 mod error;
 pub mod fabrics;
 pub mod host;
+pub mod netif;
 pub mod sysfs;
 pub mod uevent;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{ConnectFailure, KernelError, NvmeStatus};
+pub use nix::errno::Errno;
 pub use nvmf_proto as proto;
 
 /// Where the kernel's files are: the real roots by default, a scratch tree in tests.

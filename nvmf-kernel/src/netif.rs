@@ -1,0 +1,70 @@
+//! The host's network interfaces and their addresses, in kernel order (the
+//! first address of a family is the interface's primary one). Used to match
+//! existing connections by host_traddr/host_iface (nvme-stas-behaviour §8.7).
+
+use std::net::IpAddr;
+
+use nix::ifaddrs::getifaddrs;
+use nix::net::if_::InterfaceFlags;
+
+use crate::KernelError;
+
+/// One interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceAddrs {
+    /// Interface name (`eth0`).
+    pub name: String,
+    /// Its addresses, IPv4 and IPv6, in the order the kernel lists them.
+    pub addrs: Vec<IpAddr>,
+    /// Whether it is up.
+    pub up: bool,
+    /// Whether it supports multicast.
+    pub multicast: bool,
+}
+
+/// Lists every interface with its addresses (`getifaddrs`).
+pub fn interfaces() -> Result<Vec<InterfaceAddrs>, KernelError> {
+    let list = getifaddrs().map_err(|errno| KernelError::Netlink {
+        op: "getifaddrs",
+        errno,
+    })?;
+    let mut out: Vec<InterfaceAddrs> = Vec::new();
+    for ifa in list {
+        let idx = match out.iter().position(|i| i.name == ifa.interface_name) {
+            Some(i) => i,
+            None => {
+                out.push(InterfaceAddrs {
+                    name: ifa.interface_name.clone(),
+                    addrs: Vec::new(),
+                    up: ifa.flags.contains(InterfaceFlags::IFF_UP),
+                    multicast: ifa.flags.contains(InterfaceFlags::IFF_MULTICAST),
+                });
+                out.len().saturating_sub(1)
+            }
+        };
+        let addr = ifa.address.as_ref().and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|s| IpAddr::V4(s.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
+        });
+        if let (Some(a), Some(entry)) = (addr, out.get_mut(idx)) {
+            entry.addrs.push(a);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_listed_with_its_address() {
+        let all = interfaces().unwrap();
+        let lo = all
+            .iter()
+            .find(|i| i.name == "lo")
+            .expect("lo exists on Linux");
+        assert!(lo.addrs.contains(&IpAddr::from([127, 0, 0, 1])), "{lo:?}");
+    }
+}
