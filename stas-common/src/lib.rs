@@ -7,6 +7,9 @@
 //! | [`timespan`] | the time-span syntax of `zeroconf-connections-persistence` |
 //! | [`tid`] | transport IDs: defaults, identity, string and dict forms, exclusion, address filtering |
 //! | [`matching`] | whether an existing kernel connection serves a transport ID (adopt, don't duplicate) |
+//! | [`lkc`] | the last-known-configuration file that survives daemon restarts |
+//! | [`logging`] | stderr logging with syslog priorities for journald, `tron` at run time |
+//! | [`notify`] | `sd_notify` without libsystemd |
 //!
 //! Everything here is pure: no I/O beyond reading the files it is asked to.
 
@@ -14,7 +17,10 @@ use std::collections::BTreeMap;
 
 pub mod config;
 pub mod ini;
+pub mod lkc;
+pub mod logging;
 pub mod matching;
+pub mod notify;
 pub mod tid;
 pub mod timespan;
 
