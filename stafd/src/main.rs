@@ -1,6 +1,267 @@
-//! stafd: the discovery-controller daemon (to be built by the stafd issue).
+//! stafd: the discovery-controller daemon of stas.
+//!
+//! Finds NVMe-oF discovery controllers (configured, referred; mDNS to come),
+//! keeps connections to them, registers with central ones, caches their
+//! discovery log pages and tells stacd when they change. A drop-in for
+//! nvme-stas's stafd: same /etc/stas files and behaviour (see the spec in
+//! shared/spec/nvme-stas-behaviour.md §6).
 
-fn main() {
-    eprintln!("stafd: not implemented yet in this build of stas");
-    std::process::exit(1);
+mod dc;
+mod dlpe;
+mod kernel;
+mod service;
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use nvmf_kernel::uevent::{UeventStream, DEFAULT_RCVBUF};
+use nvmf_kernel::KernelPaths;
+use stas_common::config::{self, StafdConfig, SysConf};
+use stas_common::lkc::LkcFile;
+use stas_common::{logging, notify};
+
+use crate::dc::HostInfo;
+use crate::kernel::SystemKernel;
+use crate::service::{Input, NoSignals, Service};
+
+const PROG: &str = "stafd";
+
+#[derive(Debug, Parser)]
+#[command(name = PROG, about = "STorage Appliance Finder: discovers NVMe-oF discovery controllers and caches their log pages", disable_version_flag = true)]
+struct Args {
+    /// Configuration file.
+    #[arg(
+        short = 'f',
+        long = "conf-file",
+        default_value = "/etc/stas/stafd.conf"
+    )]
+    conf_file: PathBuf,
+    /// Host configuration (sys.conf).
+    #[arg(long = "sys-conf", default_value = "/etc/stas/sys.conf")]
+    sys_conf: PathBuf,
+    /// Log to the journal/syslog (priority prefixes on stderr).
+    #[arg(short = 's', long)]
+    syslog: bool,
+    /// Start with debug tracing on.
+    #[arg(long)]
+    tron: bool,
+    /// Check the configuration, print the effective configuration and exit
+    /// (non-zero when anything is wrong), like `sshd -t`.
+    #[arg(long)]
+    check_config: bool,
+    /// Print the version and exit.
+    #[arg(short = 'v', long)]
+    version: bool,
+    /// Where hostnqn/hostid/hostkey live when sys.conf does not say (tests).
+    #[arg(long, hide = true, default_value = "/etc/nvme")]
+    nvme_dir: PathBuf,
+}
+
+fn load_config(path: &Path) -> Result<StafdConfig, String> {
+    let (cfg, diags) = config::load_stafd(path).map_err(|e| e.to_string())?;
+    for d in diags {
+        log::warn!("{d}");
+    }
+    Ok(cfg)
+}
+
+fn check_config(args: &Args) -> ExitCode {
+    let mut ok = true;
+    match config::load_sysconf(&args.sys_conf, &args.nvme_dir) {
+        Ok((s, diags)) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            println!(
+                "# {}: host NQN {}, host ID {}",
+                args.sys_conf.display(),
+                s.hostnqn,
+                s.hostid
+            );
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ok = false;
+        }
+    }
+    match config::load_stafd(&args.conf_file) {
+        Ok((cfg, diags)) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            ok &= diags.is_empty();
+            println!("# effective configuration of {}", args.conf_file.display());
+            print!("{cfg}");
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ok = false;
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn host_info(sys: &SysConf, paths: &KernelPaths) -> HostInfo {
+    HostInfo {
+        hostnqn: sys.hostnqn.clone(),
+        hostid: sys.hostid.clone(),
+        hostid_bytes: nvmf_proto::dim::parse_uuid(&sys.hostid).ok(),
+        hostname: nvmf_kernel::host::hostname(),
+        os_version: nvmf_kernel::host::entity_version(paths),
+        symname: sys.symname.clone(),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.version {
+        println!("nvme-stas {} (stas, pure Rust)", env!("CARGO_PKG_VERSION"));
+        println!("libnvme none (not needed)");
+        return ExitCode::SUCCESS;
+    }
+    if args.check_config {
+        return check_config(&args);
+    }
+    logging::init(args.syslog || logging::stderr_is_journal(), args.tron);
+    if !nvmf_kernel::host::is_root() {
+        eprintln!("Permission denied. You need root privileges to run {PROG}.");
+        return ExitCode::from(1);
+    }
+    let paths = KernelPaths::default();
+    if !paths.fabrics().exists() {
+        eprintln!(
+            "Fatal error: missing nvme-tcp kernel module: {} not found (try `modprobe nvme-tcp`)",
+            paths.fabrics().display()
+        );
+        return ExitCode::from(1);
+    }
+    let sys = match config::load_sysconf(&args.sys_conf, &args.nvme_dir) {
+        Ok((s, diags)) => {
+            for d in diags {
+                log::warn!("{d}");
+            }
+            s
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let cfg = match load_config(&args.conf_file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    logging::set_tron(args.tron || cfg.global.tron);
+
+    // One thread for the logic, a bounded pool for blocking kernel calls.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(run(args, paths, sys, cfg))
+}
+
+async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> ExitCode {
+    // Subscribe before anything scans sysfs, so no event falls in between.
+    let mut uevents = match UeventStream::open(DEFAULT_RCVBUF, true) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot listen to kernel events: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let lkc = LkcFile::new(
+        LkcFile::default_path(PROG, std::env::var("RUNTIME_DIRECTORY").ok().as_deref()),
+        PROG,
+    );
+    let host = host_info(&sys, &paths);
+    let (mut svc, handle) = Service::new(
+        Arc::new(SystemKernel::new(paths)),
+        host,
+        Arc::new(cfg),
+        Arc::new(NoSignals),
+        Some(lkc),
+    );
+    svc.restore();
+    let service = tokio::spawn(svc.run());
+
+    let h = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            match uevents.next().await {
+                Ok(item) => h.send(Input::Uevent(item)),
+                Err(e) => {
+                    log::error!("kernel events: {e}");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+
+    let signals = (
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
+    );
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = signals else {
+        eprintln!("cannot install signal handlers");
+        return ExitCode::from(1);
+    };
+    let _ = notify::notify("READY=1");
+    log::info!("{PROG} started");
+    let conf_file = args.conf_file.clone();
+    let mut service = service;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let _ = notify::notify("RELOADING=1");
+                match load_config(&conf_file) {
+                    Ok(c) => {
+                        logging::set_tron(c.global.tron);
+                        handle.send(Input::Reload(Arc::new(c)));
+                        log::info!("configuration reloaded from {}", conf_file.display());
+                    }
+                    Err(e) => log::error!("{e}; keeping the last good configuration"),
+                }
+                let _ = notify::notify("READY=1");
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            r = &mut service => {
+                log::error!("service ended unexpectedly: {r:?}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let _ = notify::notify("STOPPING=1");
+    handle.send(Input::Shutdown);
+    // A second signal while draining ends the process at once.
+    tokio::select! {
+        r = &mut service => {
+            log::info!("{PROG} stopped ({:?})", r.map(|s| s.reconciliations));
+            ExitCode::SUCCESS
+        }
+        _ = term.recv() => ExitCode::from(1),
+        _ = int.recv() => ExitCode::from(1),
+    }
 }

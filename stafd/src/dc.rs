@@ -1,0 +1,699 @@
+//! One discovery controller as a task: connect (or adopt an existing kernel
+//! connection), register (DIM) when it is a DDC/CDC, ask which log page
+//! options it supports (PLEO), read its discovery log, then wait for AENs and
+//! kernel events (nvme-stas-behaviour §5, §6.4, §6.5).
+//!
+//! Kernel calls run on the blocking pool; while one is in flight the task
+//! still takes commands and acts on them when it returns, so a disconnect
+//! never overtakes a connect in flight (the bug upstream's terminator works
+//! around, §9). Commands that arrive in a burst coalesce: ten AENs during a
+//! read cause one more read, not ten.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, SupportedOptions};
+use nvmf_kernel::sysfs::ControllerInfo;
+use nvmf_kernel::KernelError;
+use nvmf_proto::dim::{DimData, Registration, Tas};
+use nvmf_proto::dlp::DiscoveryLogEntry;
+use nvmf_proto::types::{AdrFam, DcType, SubType};
+use stas_common::config::StafdConfig;
+use stas_common::matching::{self, ExistingController};
+use stas_common::tid::{is_unusable_dlpe_traddr, Tid};
+use tokio::sync::{mpsc, watch};
+
+use crate::kernel::Kernel;
+
+/// Retry after the first failed connect, and after the device went away.
+pub const FAST_RETRY: Duration = Duration::from_secs(3);
+/// Retry after later failed connects.
+pub const SLOW_RETRY: Duration = Duration::from_secs(60);
+/// Retry of a failed registration.
+pub const REGISTER_RETRY: Duration = Duration::from_secs(5);
+/// Retry of a failed log page read.
+pub const FETCH_RETRY: Duration = Duration::from_secs(20);
+
+/// Where a DC came from (§6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Origin {
+    /// Listed in a referral of another DC.
+    Referral,
+    /// Announced over mDNS.
+    Discovered,
+    /// Configured (stafd.conf or NBFT).
+    Configured,
+}
+
+impl Origin {
+    /// The spelling on D-Bus and in the last-known configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Configured => "configured",
+            Self::Discovered => "discovered",
+            Self::Referral => "referral",
+        }
+    }
+
+    /// Parses the spelling; None for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "configured" => Some(Self::Configured),
+            "discovered" => Some(Self::Discovered),
+            "referral" => Some(Self::Referral),
+            _ => None,
+        }
+    }
+}
+
+/// Where the pipeline is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Waiting to (re)connect.
+    Waiting,
+    /// Connect or adopt in flight.
+    Connecting,
+    /// DIM registration.
+    Registering,
+    /// Supported Log Pages.
+    Querying,
+    /// Reading the discovery log.
+    Fetching,
+    /// Connected, log page cached, waiting for events.
+    Steady,
+    /// Stopped.
+    Stopped,
+}
+
+/// What the rest of the daemon may read about a DC.
+#[derive(Debug, Clone)]
+pub struct DcStatus {
+    /// Its transport ID.
+    pub tid: Tid,
+    /// Where it came from.
+    pub origin: Option<Origin>,
+    /// The kernel device (`nvmeN`) while bound.
+    pub device: Option<String>,
+    /// Whether a kernel connection is bound and live.
+    pub connected: bool,
+    /// The cached discovery log entries (kept across reconnects).
+    pub log_pages: Vec<DiscoveryLogEntry>,
+    /// Whether a log page was ever read (or restored).
+    pub have_log_pages: bool,
+    /// Discovery controller type, once known.
+    pub dctype: Option<DcType>,
+    /// Connect attempts since the last success.
+    pub connect_attempts: u32,
+    /// Pipeline stage.
+    pub stage: Stage,
+    /// The last error, for debug output.
+    pub last_error: Option<String>,
+    /// Log page reads completed.
+    pub fetches: u64,
+}
+
+impl DcStatus {
+    /// The referral entries of the cached log page.
+    pub fn referrals(&self) -> impl Iterator<Item = &DiscoveryLogEntry> {
+        self.log_pages
+            .iter()
+            .filter(|e| e.subtype == SubType::Referral)
+    }
+}
+
+/// What a DC task tells the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A log page was read (emit `log_pages_changed`; reconcile if the referrals changed).
+    LogPages {
+        /// The DC.
+        tid: Tid,
+        /// Its device.
+        device: String,
+        /// Whether its referral entries differ from before.
+        referrals_changed: bool,
+    },
+    /// The task ended.
+    Stopped {
+        /// The DC.
+        tid: Tid,
+        /// Which task (a TID may be re-added while an old task drains).
+        id: u64,
+    },
+}
+
+/// What the service asks of a DC task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// A Discovery Log Page Change AEN arrived: read the log again.
+    Aen,
+    /// The kernel reconnected it (`NVME_EVENT=connected/rediscover`), or a
+    /// reload or lost events ask for a resync: register, query, read again.
+    Resync,
+    /// Its kernel device was removed: reconnect, keeping the cached log page.
+    Removed,
+    /// Stop; disconnect unless `keep_connection`.
+    Stop {
+        /// Leave the kernel connection up (persistent connections at exit).
+        keep_connection: bool,
+    },
+}
+
+/// The host identity DCs connect and register with.
+#[derive(Debug, Clone, Default)]
+pub struct HostInfo {
+    /// Host NQN (sys.conf).
+    pub hostnqn: String,
+    /// Host ID text (sys.conf).
+    pub hostid: String,
+    /// Host ID bytes, when the text is a UUID.
+    pub hostid_bytes: Option<[u8; 16]>,
+    /// Host name (DIM ENAME).
+    pub hostname: String,
+    /// OS version (DIM EVER).
+    pub os_version: String,
+    /// Symbolic name (DIM).
+    pub symname: Option<String>,
+}
+
+/// What every DC task shares.
+pub struct DcContext {
+    /// The kernel.
+    pub kernel: Arc<dyn Kernel>,
+    /// The host identity.
+    pub host: Arc<HostInfo>,
+    /// The current configuration.
+    pub config: watch::Receiver<Arc<StafdConfig>>,
+    /// Connect options the kernel accepts.
+    pub supported: Arc<SupportedOptions>,
+    /// Where notices go.
+    pub notices: mpsc::UnboundedSender<Notice>,
+}
+
+impl std::fmt::Debug for DcContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DcContext")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running DC task.
+#[derive(Debug)]
+pub struct DcHandle {
+    /// Unique id of this task.
+    pub id: u64,
+    /// Its published status.
+    pub status: Arc<Mutex<DcStatus>>,
+    tx: mpsc::UnboundedSender<Command>,
+    /// The task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl DcHandle {
+    /// Starts a DC task, optionally with a log page restored from the
+    /// last-known configuration (served at once, before it connects).
+    pub fn spawn(
+        ctx: Arc<DcContext>,
+        id: u64,
+        tid: Tid,
+        origin: Option<Origin>,
+        cached: Option<Vec<DiscoveryLogEntry>>,
+    ) -> Self {
+        let status = Arc::new(Mutex::new(DcStatus {
+            tid: tid.clone(),
+            origin,
+            device: None,
+            connected: false,
+            have_log_pages: cached.is_some(),
+            log_pages: cached.unwrap_or_default(),
+            dctype: None,
+            connect_attempts: 0,
+            stage: Stage::Waiting,
+            last_error: None,
+            fetches: 0,
+        }));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let dc = Dc {
+            ctx,
+            id,
+            tid,
+            status: status.clone(),
+            rx,
+            rx_closed: false,
+            stop: None,
+            removed: false,
+            resync: false,
+            refetch: false,
+        };
+        let task = tokio::spawn(dc.run());
+        Self {
+            id,
+            status,
+            tx,
+            task,
+        }
+    }
+
+    /// Sends a command (ignored if the task has ended).
+    pub fn send(&self, cmd: Command) {
+        let _ = self.tx.send(cmd);
+    }
+
+    /// A snapshot of the status.
+    pub fn snapshot(&self) -> DcStatus {
+        lock(&self.status).clone()
+    }
+}
+
+/// Locks a status, recovering it if a panicking thread poisoned the lock
+/// (the data is plain values, always consistent).
+pub fn lock(m: &Mutex<DcStatus>) -> std::sync::MutexGuard<'_, DcStatus> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An existing kernel controller as the matching rules see it.
+pub fn existing(c: &ControllerInfo) -> ExistingController {
+    let addr = c.address.clone().unwrap_or_default();
+    let norm = |v: Option<String>| {
+        v.filter(|s| !s.eq_ignore_ascii_case("none"))
+            .unwrap_or_default()
+    };
+    ExistingController {
+        name: c.name.clone(),
+        transport: norm(c.transport.clone()),
+        traddr: norm(addr.traddr),
+        trsvcid: norm(addr.trsvcid),
+        host_traddr: norm(addr.host_traddr),
+        host_iface: norm(addr.host_iface),
+        subsysnqn: norm(c.subsysnqn.clone()),
+        host_nqn: norm(c.hostnqn.clone()),
+        src_addr: norm(addr.src_addr),
+        is_dc: c.is_discovery(),
+        is_ioc: !c.is_discovery(),
+    }
+}
+
+struct Dc {
+    ctx: Arc<DcContext>,
+    id: u64,
+    tid: Tid,
+    status: Arc<Mutex<DcStatus>>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    rx_closed: bool,
+    stop: Option<bool>,
+    removed: bool,
+    resync: bool,
+    refetch: bool,
+}
+
+enum Next {
+    Reconnect(Duration),
+    Stop,
+}
+
+fn parse_override<T: std::str::FromStr>(tid: &Tid, key: &str) -> Option<T> {
+    tid.cfg.get(key).and_then(|v| v.parse().ok())
+}
+
+impl Dc {
+    fn set(&self, f: impl FnOnce(&mut DcStatus)) {
+        f(&mut lock(&self.status));
+    }
+
+    fn note(&mut self, cmd: Option<Command>) {
+        match cmd {
+            Some(Command::Aen) => self.refetch = true,
+            Some(Command::Resync) => self.resync = true,
+            Some(Command::Removed) => self.removed = true,
+            Some(Command::Stop { keep_connection }) => self.stop = Some(keep_connection),
+            None => {
+                // The service dropped us without a word: leave the kernel as it is.
+                self.rx_closed = true;
+                self.stop.get_or_insert(true);
+            }
+        }
+    }
+
+    /// Runs a kernel call on the blocking pool, taking commands meanwhile.
+    async fn blocking<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&dyn Kernel) -> Result<T, KernelError> + Send + 'static,
+    ) -> Result<T, String> {
+        let kernel = self.ctx.kernel.clone();
+        let mut job = tokio::task::spawn_blocking(move || f(&*kernel).map_err(|e| e.to_string()));
+        loop {
+            tokio::select! {
+                r = &mut job => return r.unwrap_or_else(|e| Err(format!("kernel worker failed: {e}"))),
+                cmd = self.rx.recv(), if !self.rx_closed => self.note(cmd),
+            }
+        }
+    }
+
+    /// Waits `d`, or less if a command needs attention.
+    async fn pause(&mut self, d: Duration) {
+        let sleep = tokio::time::sleep(d);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return,
+                cmd = self.rx.recv(), if !self.rx_closed => {
+                    self.note(cmd);
+                    if self.stop.is_some() || self.removed || self.resync {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for a command that needs attention while steady.
+    async fn idle(&mut self) {
+        while !(self.stop.is_some() || self.removed || self.resync || self.refetch) {
+            if self.rx_closed {
+                return;
+            }
+            let cmd = self.rx.recv().await;
+            self.note(cmd);
+        }
+    }
+
+    async fn run(mut self) {
+        let mut delay = Duration::ZERO;
+        let mut device: Option<String> = None;
+        loop {
+            if self.stop.is_some() {
+                break;
+            }
+            if !delay.is_zero() {
+                self.set(|s| s.stage = Stage::Waiting);
+                self.pause(delay).await;
+                if self.stop.is_some() {
+                    break;
+                }
+                // A device removal while waiting changes nothing: we reconnect anyway.
+                self.removed = false;
+                self.resync = false;
+            }
+            match self.connect().await {
+                Ok(dev) => {
+                    device = Some(dev.clone());
+                    match self.serve(&dev).await {
+                        Next::Stop => break,
+                        Next::Reconnect(d) => {
+                            device = None;
+                            delay = d;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let attempts = lock(&self.status).connect_attempts;
+                    if attempts == 2 {
+                        log::error!("{} Failed to connect to controller. {e}", self.tid);
+                    } else {
+                        log::debug!("{} connect attempt {attempts} failed: {e}", self.tid);
+                    }
+                    self.set(|s| s.last_error = Some(e));
+                    delay = if attempts <= 1 {
+                        FAST_RETRY
+                    } else {
+                        SLOW_RETRY
+                    };
+                }
+            }
+        }
+        let keep = self.stop.unwrap_or(true);
+        if let (Some(dev), false) = (device, keep) {
+            log::info!("{} | {dev} - Disconnect initiated", self.tid);
+            let d = dev.clone();
+            if let Err(e) = self.blocking(move |k| k.disconnect(&d)).await {
+                log::warn!("{} | {dev} - Disconnect failed: {e}", self.tid);
+            }
+        }
+        self.set(|s| {
+            s.stage = Stage::Stopped;
+            s.connected = false;
+        });
+        let _ = self.ctx.notices.send(Notice::Stopped {
+            tid: self.tid.clone(),
+            id: self.id,
+        });
+    }
+
+    /// Adopts a matching kernel connection, or makes one.
+    async fn connect(&mut self) -> Result<String, String> {
+        self.set(|s| {
+            s.connect_attempts = s.connect_attempts.saturating_add(1);
+            s.stage = Stage::Connecting;
+        });
+        let tid = self.tid.clone();
+        let opts = self.connect_options();
+        let supported = self.ctx.supported.clone();
+        let result = self
+            .blocking(move |k| {
+                let ifaces = k.interfaces();
+                let existing: Vec<ExistingController> = k
+                    .controllers()?
+                    .iter()
+                    .filter(|c| {
+                        !c.state
+                            .as_deref()
+                            .unwrap_or_default()
+                            .starts_with("deleting")
+                    })
+                    .map(existing)
+                    .collect();
+                if let Some(c) = matching::find_dc(&existing, &tid, &ifaces) {
+                    return Ok((c.name.clone(), true));
+                }
+                k.connect(&opts, &supported).map(|c| (c.name(), false))
+            })
+            .await;
+        let (dev, adopted) = result?;
+        log::info!(
+            "{} | {dev} - Connection established!{}",
+            self.tid,
+            if adopted {
+                " (existing connection adopted)"
+            } else {
+                ""
+            }
+        );
+        self.set(|s| {
+            s.device = Some(dev.clone());
+            s.connected = true;
+            s.connect_attempts = 0;
+            s.last_error = None;
+        });
+        Ok(dev)
+    }
+
+    fn connect_options(&self) -> ConnectOptions {
+        let cfg = self.ctx.config.borrow().clone();
+        let g = &cfg.global;
+        let t = &self.tid;
+        let mut o = ConnectOptions::new(
+            ControllerKind::Discovery,
+            &t.transport,
+            &t.subsysnqn,
+            Some(&t.traddr),
+        );
+        o.trsvcid = Some(t.trsvcid.clone()).filter(|s| !s.is_empty());
+        o.host_traddr = Some(t.host_traddr.clone()).filter(|s| !s.is_empty());
+        if !g.ignore_iface && self.ctx.supported.contains("host_iface") {
+            o.host_iface = Some(t.host_iface.clone()).filter(|s| !s.is_empty());
+        }
+        o.hostnqn = Some(self.ctx.host.hostnqn.clone());
+        o.hostid = Some(self.ctx.host.hostid.clone());
+        o.keep_alive_tmo = parse_override(t, "kato").or(g.kato);
+        o.reconnect_delay = parse_override(t, "reconnect-delay").or(g.reconnect_delay);
+        o.ctrl_loss_tmo = parse_override(t, "ctrl-loss-tmo").or(g.ctrl_loss_tmo);
+        o.disable_sqflow = parse_override(t, "disable-sqflow")
+            .or(g.disable_sqflow)
+            .unwrap_or(false);
+        if t.transport == "tcp" {
+            o.hdr_digest = parse_override(t, "hdr-digest").unwrap_or(g.hdr_digest);
+            o.data_digest = parse_override(t, "data-digest").unwrap_or(g.data_digest);
+        }
+        o
+    }
+
+    fn first_stage(&self, dctype: DcType) -> Stage {
+        if matches!(dctype, DcType::Ddc | DcType::Cdc) && self.tid.transport == "tcp" {
+            Stage::Registering
+        } else {
+            self.after_registration(dctype)
+        }
+    }
+
+    fn after_registration(&self, dctype: DcType) -> Stage {
+        if self.ctx.config.borrow().pleo && dctype != DcType::Cdc {
+            Stage::Querying
+        } else {
+            Stage::Fetching
+        }
+    }
+
+    /// The connected part of the pipeline; returns when the device is gone
+    /// or the task must stop.
+    async fn serve(&mut self, device: &str) -> Next {
+        let d = device.to_owned();
+        let dctype = match self.blocking(move |k| k.dc_type(&d)).await {
+            Ok(t) => t,
+            Err(e) => {
+                log::debug!(
+                    "{} | {device} - cannot read dctype ({e}); assuming none",
+                    self.tid
+                );
+                DcType::None
+            }
+        };
+        self.set(|s| s.dctype = Some(dctype));
+        let mut stage = self.first_stage(dctype);
+        let mut lsp = 0u8;
+        let (mut register_failed, mut fetch_failed) = (false, false);
+        // A resync asked for before we connected is already served by this pass.
+        self.resync = false;
+        loop {
+            if self.stop.is_some() {
+                return Next::Stop;
+            }
+            if std::mem::take(&mut self.removed) {
+                log::info!("{} | {device} - Received \"remove\" event", self.tid);
+                self.set(|s| {
+                    s.device = None;
+                    s.connected = false;
+                    s.connect_attempts = 0;
+                });
+                return Next::Reconnect(FAST_RETRY);
+            }
+            if std::mem::take(&mut self.resync) {
+                self.refetch = false;
+                stage = self.first_stage(dctype);
+            } else if stage == Stage::Steady && std::mem::take(&mut self.refetch) {
+                stage = Stage::Fetching;
+            }
+            self.set(|s| s.stage = stage);
+            match stage {
+                Stage::Registering => {
+                    let data = self.registration();
+                    let d = device.to_owned();
+                    match self
+                        .blocking(move |k| k.register(&d, Tas::Register, &data))
+                        .await
+                    {
+                        Ok(_) => {
+                            register_failed = false;
+                            stage = self.after_registration(dctype);
+                        }
+                        Err(e) if e.contains("NVMe status") => {
+                            // The controller answered: registration refused, carry on.
+                            log::warn!("{} | {device} - Registration error. {e}.", self.tid);
+                            stage = self.after_registration(dctype);
+                        }
+                        Err(e) => {
+                            if !std::mem::replace(&mut register_failed, true) {
+                                log::error!("{} | {device} - Failed to register with Discovery Controller. {e}", self.tid);
+                            }
+                            self.pause(REGISTER_RETRY).await;
+                        }
+                    }
+                }
+                Stage::Querying => {
+                    let d = device.to_owned();
+                    match self.blocking(move |k| k.supported_log_pages(&d)).await {
+                        Ok(p) => {
+                            let f = p.discovery_features();
+                            lsp = f.preferred_lsp();
+                            log::debug!(
+                                "{} | {device} - supported options {f:?}, lsp {lsp:#x}",
+                                self.tid
+                            );
+                        }
+                        Err(e) => {
+                            // Upstream retries forever and never reads the log;
+                            // a controller that refuses LID 0 (nvmet does) gets
+                            // a plain Get Log Page instead (spec [REC]).
+                            log::debug!("{} | {device} - no supported log pages ({e}); reading without PLEO", self.tid);
+                            lsp = 0;
+                        }
+                    }
+                    stage = Stage::Fetching;
+                }
+                Stage::Fetching => {
+                    let d = device.to_owned();
+                    match self.blocking(move |k| k.discovery_log(&d, lsp)).await {
+                        Ok(page) => {
+                            fetch_failed = false;
+                            self.publish(device, page.valid_entries().cloned().collect());
+                            for e in page.entry_errors() {
+                                log::warn!("{} | {device} - {e}; entry ignored", self.tid);
+                            }
+                            stage = Stage::Steady;
+                        }
+                        Err(e) => {
+                            if !std::mem::replace(&mut fetch_failed, true) {
+                                log::error!(
+                                    "{} | {device} - Failed to retrieve log pages. {e}",
+                                    self.tid
+                                );
+                            }
+                            self.set(|s| s.last_error = Some(e));
+                            self.pause(FETCH_RETRY).await;
+                        }
+                    }
+                }
+                Stage::Steady => self.idle().await,
+                Stage::Waiting | Stage::Connecting | Stage::Stopped => stage = Stage::Fetching,
+            }
+        }
+    }
+
+    fn registration(&self) -> DimData {
+        let h = &self.ctx.host;
+        let adrfam = if self.tid.traddr.contains(':') {
+            AdrFam::Ipv6
+        } else {
+            AdrFam::Ipv4
+        };
+        DimData::registration(&Registration {
+            host_nqn: &h.hostnqn,
+            host_id: h.hostid_bytes.unwrap_or_default(),
+            hostname: &h.hostname,
+            os_version: &h.os_version,
+            dc_adrfam: adrfam,
+            symname: h.symname.as_deref(),
+        })
+    }
+
+    fn publish(&self, device: &str, entries: Vec<DiscoveryLogEntry>) {
+        let entries: Vec<DiscoveryLogEntry> = entries
+            .into_iter()
+            .filter(|e| !is_unusable_dlpe_traddr(&e.traddr))
+            .collect();
+        log::info!(
+            "{} | {device} - Received discovery log pages (num records={}).",
+            self.tid,
+            entries.len()
+        );
+        let referrals_changed = {
+            let mut s = lock(&self.status);
+            let before: Vec<&DiscoveryLogEntry> = s.referrals().collect();
+            let after: Vec<&DiscoveryLogEntry> = entries
+                .iter()
+                .filter(|e| e.subtype == SubType::Referral)
+                .collect();
+            let changed = before != after;
+            s.log_pages = entries;
+            s.have_log_pages = true;
+            s.fetches = s.fetches.saturating_add(1);
+            s.last_error = None;
+            changed
+        };
+        let _ = self.ctx.notices.send(Notice::LogPages {
+            tid: self.tid.clone(),
+            device: device.to_owned(),
+            referrals_changed,
+        });
+    }
+}

@@ -1,0 +1,140 @@
+//! The seam between stafd's logic and the kernel: every kernel operation the
+//! daemon makes, as a blocking call. [`SystemKernel`] is the real one
+//! (nvmf-kernel); the tests use an in-memory fake. The service runs these
+//! calls on tokio's bounded blocking pool, never on the event loop.
+
+use std::net::{IpAddr, ToSocketAddrs};
+
+use nvmf_kernel::admin::{self, DiscoveryLogLimits, NvmeDevice};
+use nvmf_kernel::fabrics::{ConnectOptions, Connected, Fabrics, SupportedOptions};
+use nvmf_kernel::sysfs::{ControllerInfo, Sysfs};
+use nvmf_kernel::{KernelError, KernelPaths};
+use nvmf_proto::dim::{DimData, Tas};
+use nvmf_proto::dlp::DiscoveryLogPage;
+use nvmf_proto::logpages::SupportedLogPages;
+use nvmf_proto::types::DcType;
+use stas_common::matching::{Interface, InterfaceTable};
+
+/// Every kernel operation stafd makes. All calls may block.
+pub trait Kernel: Send + Sync + 'static {
+    /// The connect options the kernel accepts.
+    fn supported_options(&self) -> Result<SupportedOptions, KernelError>;
+    /// The controllers that exist (sysfs).
+    fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError>;
+    /// Network interfaces and their addresses.
+    fn interfaces(&self) -> InterfaceTable;
+    /// Connects a controller (seconds).
+    fn connect(
+        &self,
+        opts: &ConnectOptions,
+        supported: &SupportedOptions,
+    ) -> Result<Connected, KernelError>;
+    /// Deletes a controller.
+    fn disconnect(&self, device: &str) -> Result<(), KernelError>;
+    /// The discovery controller type of a connected controller (sysfs, else Identify).
+    fn dc_type(&self, device: &str) -> Result<DcType, KernelError>;
+    /// Sends a DIM registration command.
+    fn register(&self, device: &str, tas: Tas, data: &DimData) -> Result<u32, KernelError>;
+    /// Reads the Supported Log Pages log page.
+    fn supported_log_pages(&self, device: &str) -> Result<SupportedLogPages, KernelError>;
+    /// Reads the discovery log page with the GENCTR protocol.
+    fn discovery_log(&self, device: &str, lsp: u8) -> Result<DiscoveryLogPage, KernelError>;
+    /// Resolves a host name (getaddrinfo).
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String>;
+}
+
+/// The running kernel.
+#[derive(Debug, Clone)]
+pub struct SystemKernel {
+    paths: KernelPaths,
+}
+
+impl SystemKernel {
+    /// The kernel under `paths`.
+    pub fn new(paths: KernelPaths) -> Self {
+        Self { paths }
+    }
+
+    fn device(&self, device: &str) -> Result<NvmeDevice, KernelError> {
+        NvmeDevice::open(&self.paths.controller_dev(device))
+    }
+}
+
+impl Kernel for SystemKernel {
+    fn supported_options(&self) -> Result<SupportedOptions, KernelError> {
+        Fabrics::new(&self.paths).supported_options()
+    }
+
+    fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError> {
+        Sysfs::new(&self.paths).controllers()
+    }
+
+    fn interfaces(&self) -> InterfaceTable {
+        let interfaces = nvmf_kernel::netif::interfaces()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| Interface {
+                name: i.name,
+                addrs: i.addrs,
+            })
+            .collect();
+        InterfaceTable { interfaces }
+    }
+
+    fn connect(
+        &self,
+        opts: &ConnectOptions,
+        supported: &SupportedOptions,
+    ) -> Result<Connected, KernelError> {
+        let (connected, options) = Fabrics::new(&self.paths).connect(opts, supported)?;
+        for d in options.dropped {
+            log::debug!(
+                "connect {}: option {} not sent: {}",
+                opts.traddr.as_deref().unwrap_or(""),
+                d.name,
+                d.reason
+            );
+        }
+        Ok(connected)
+    }
+
+    fn disconnect(&self, device: &str) -> Result<(), KernelError> {
+        Sysfs::new(&self.paths).delete_controller(device)
+    }
+
+    fn dc_type(&self, device: &str) -> Result<DcType, KernelError> {
+        if let Some(t) = Sysfs::new(&self.paths)
+            .controller(device)?
+            .and_then(|c| c.dctype)
+        {
+            return Ok(t);
+        }
+        // Kernels before 5.18 lack the attribute: ask the controller.
+        let (_, id) = admin::identify_controller(&mut self.device(device)?)?;
+        Ok(id.dctype)
+    }
+
+    fn register(&self, device: &str, tas: Tas, data: &DimData) -> Result<u32, KernelError> {
+        admin::send_dim(&mut self.device(device)?, tas, data)
+    }
+
+    fn supported_log_pages(&self, device: &str) -> Result<SupportedLogPages, KernelError> {
+        admin::supported_log_pages(&mut self.device(device)?)
+    }
+
+    fn discovery_log(&self, device: &str, lsp: u8) -> Result<DiscoveryLogPage, KernelError> {
+        admin::read_discovery_log(
+            &mut self.device(device)?,
+            lsp,
+            DiscoveryLogLimits::default(),
+        )
+        .map(|l| l.page)
+    }
+
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        (host, 0u16)
+            .to_socket_addrs()
+            .map(|it| it.map(|sa| sa.ip()).collect())
+            .map_err(|e| format!("cannot resolve {host}: {e}"))
+    }
+}

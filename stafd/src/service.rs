@@ -1,0 +1,589 @@
+//! The service: wanted DCs versus running DC tasks, reconciled whenever
+//! anything that shapes the wanted set changes (configuration, referrals,
+//! later mDNS), plus the routing of kernel events to the DC they concern,
+//! the last-known configuration, reload and shutdown (nvme-stas-behaviour
+//! §6).
+//!
+//! Upstream waits a fixed 1.5 s before each reconciliation to let bursts
+//! settle. Here a trigger only sets a flag and wakes the loop; the loop
+//! drains everything already queued before reconciling, so a burst of 1,000
+//! triggers still costs one reconciliation, and a lone change is acted on at
+//! once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use nvmf_kernel::uevent::{Uevent, UeventItem};
+use nvmf_proto::dlp::DiscoveryLogEntry;
+use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
+use stas_common::config::StafdConfig;
+use stas_common::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
+use stas_common::tid::{filter_addresses, parse_ip, remove_excluded, Tid, TidContext};
+use stas_common::Cid;
+use tokio::sync::{mpsc, watch};
+
+use crate::dc::{lock, Command, DcContext, DcHandle, DcStatus, HostInfo, Notice, Origin};
+use crate::kernel::Kernel;
+
+/// Most DCs accepted from referrals: a peer that invents a new referral on
+/// every read must not grow the daemon without bound.
+pub const MAX_REFERRALS: usize = 1024;
+
+/// What the service publishes (D-Bus signals, and tests).
+pub trait Signals: Send + Sync + 'static {
+    /// A DC's log page was read (`log_pages_changed`).
+    fn log_pages_changed(&self, tid: &Tid, device: &str);
+    /// A reconciliation removed DCs (`dc_removed`).
+    fn dc_removed(&self);
+}
+
+/// Signals that go nowhere.
+#[derive(Debug, Default)]
+pub struct NoSignals;
+
+impl Signals for NoSignals {
+    fn log_pages_changed(&self, _: &Tid, _: &str) {}
+    fn dc_removed(&self) {}
+}
+
+/// Inputs of the service loop.
+#[derive(Debug)]
+pub enum Input {
+    /// Something changed that may change the wanted set (mDNS will send it;
+    /// today only tests do).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Reconcile,
+    /// A kernel uevent, or news that some were lost.
+    Uevent(UeventItem),
+    /// A new configuration (SIGHUP): apply and resync every DC.
+    Reload(Arc<StafdConfig>),
+    /// Stop every DC (keeping connections if configured) and end.
+    Shutdown,
+}
+
+/// A DC known to the service.
+#[derive(Debug)]
+struct Entry {
+    handle: DcHandle,
+}
+
+/// Counters for tests and debug output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Reconciliations run.
+    pub reconciliations: u64,
+    /// Full resyncs after lost uevents.
+    pub resyncs: u64,
+}
+
+/// The shared, read-only view the D-Bus layer uses.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    dcs: Arc<std::sync::Mutex<Vec<Arc<std::sync::Mutex<DcStatus>>>>>,
+}
+
+impl View {
+    /// A snapshot of every DC's status, in TID order.
+    #[cfg_attr(not(test), allow(dead_code))] // read by the D-Bus layer, next
+    pub fn snapshot(&self) -> Vec<DcStatus> {
+        let list = self
+            .dcs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut v: Vec<DcStatus> = list.iter().map(|s| lock(s).clone()).collect();
+        v.sort_by(|a, b| a.tid.cmp(&b.tid));
+        v
+    }
+
+    fn set(&self, statuses: Vec<Arc<std::sync::Mutex<DcStatus>>>) {
+        *self
+            .dcs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = statuses;
+    }
+}
+
+/// The stafd service.
+pub struct Service {
+    ctx: Arc<DcContext>,
+    config_tx: watch::Sender<Arc<StafdConfig>>,
+    dcs: BTreeMap<Tid, Entry>,
+    draining: Vec<DcHandle>,
+    next_id: u64,
+    notices: mpsc::UnboundedReceiver<Notice>,
+    inputs: mpsc::UnboundedReceiver<Input>,
+    signals: Arc<dyn Signals>,
+    lkc: Option<LkcFile>,
+    view: View,
+    /// Counters.
+    pub stats: Stats,
+    shutting_down: bool,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("dcs", &self.dcs.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to send inputs to a running service.
+#[derive(Debug, Clone)]
+pub struct ServiceHandle {
+    tx: mpsc::UnboundedSender<Input>,
+    /// What the service knows, for D-Bus.
+    #[cfg_attr(not(test), allow(dead_code))] // read by the D-Bus layer, next
+    pub view: View,
+}
+
+impl ServiceHandle {
+    /// Queues an input.
+    pub fn send(&self, input: Input) {
+        let _ = self.tx.send(input);
+    }
+}
+
+impl Service {
+    /// A service over `kernel` with configuration `config`; restores DCs
+    /// from `lkc` if given.
+    pub fn new(
+        kernel: Arc<dyn Kernel>,
+        host: HostInfo,
+        config: Arc<StafdConfig>,
+        signals: Arc<dyn Signals>,
+        lkc: Option<LkcFile>,
+    ) -> (Self, ServiceHandle) {
+        let supported = match kernel.supported_options() {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("Cannot determine which NVMe options the kernel supports: {e}");
+                nvmf_kernel::fabrics::SupportedOptions::legacy()
+            }
+        };
+        if !supported.contains("host_iface") || !supported.contains("discovery") {
+            log::warn!(
+                "The kernel does not appear to support all the options needed (host_iface, discovery); consider updating"
+            );
+        }
+        let (config_tx, config_rx) = watch::channel(config);
+        let (ntx, notices) = mpsc::unbounded_channel();
+        let (itx, inputs) = mpsc::unbounded_channel();
+        let ctx = Arc::new(DcContext {
+            kernel,
+            host: Arc::new(host),
+            config: config_rx,
+            supported: Arc::new(supported),
+            notices: ntx,
+        });
+        let view = View::default();
+        let svc = Self {
+            ctx,
+            config_tx,
+            dcs: BTreeMap::new(),
+            draining: Vec::new(),
+            next_id: 0,
+            notices,
+            inputs,
+            signals,
+            lkc,
+            view: view.clone(),
+            stats: Stats::default(),
+            shutting_down: false,
+        };
+        (svc, ServiceHandle { tx: itx, view })
+    }
+
+    fn tid_context(&self) -> TidContext {
+        TidContext {
+            host_nqn: self.ctx.host.hostnqn.clone(),
+            ignore_iface: self.config().global.ignore_iface,
+        }
+    }
+
+    fn config(&self) -> Arc<StafdConfig> {
+        self.config_tx.borrow().clone()
+    }
+
+    fn spawn(&mut self, tid: Tid, origin: Option<Origin>, cached: Option<Vec<DiscoveryLogEntry>>) {
+        self.next_id = self.next_id.wrapping_add(1);
+        let handle = DcHandle::spawn(self.ctx.clone(), self.next_id, tid.clone(), origin, cached);
+        self.dcs.insert(tid, Entry { handle });
+    }
+
+    fn publish_view(&self) {
+        self.view
+            .set(self.dcs.values().map(|e| e.handle.status.clone()).collect());
+    }
+
+    /// Recreates the DCs of the last-known configuration (before the first
+    /// reconciliation), with their cached log pages, so D-Bus serves them at
+    /// once and nothing is torn down while they re-adopt their connections.
+    pub fn restore(&mut self) {
+        let Some(file) = self.lkc.clone() else { return };
+        let lkc = match file.load::<LastKnownConfig>() {
+            Ok(Some(l)) => l,
+            Ok(None) => return,
+            Err(e) => {
+                log::warn!("{e}");
+                return;
+            }
+        };
+        let ctx = self.tid_context();
+        for rec in lkc.controllers {
+            let cid: Cid = rec.tid.into_iter().collect();
+            let tid = Tid::from_cid(&cid, &ctx);
+            let pages = rec
+                .log_pages
+                .iter()
+                .filter_map(|d| crate::dlpe::from_dict(d))
+                .collect();
+            let origin = rec.origin.as_deref().and_then(Origin::parse);
+            self.spawn(tid, origin, Some(pages));
+        }
+        log::info!(
+            "Restored {} discovery controllers from {}",
+            self.dcs.len(),
+            file.path().display()
+        );
+        self.publish_view();
+    }
+
+    fn save_lkc(&self) {
+        let Some(file) = &self.lkc else { return };
+        let controllers = self
+            .dcs
+            .values()
+            .map(|e| {
+                let s = e.handle.snapshot();
+                ControllerRecord {
+                    tid: s.tid.as_dict().into_iter().collect(),
+                    origin: s.origin.map(|o| o.as_str().to_owned()),
+                    log_pages: s.log_pages.iter().map(crate::dlpe::to_dict).collect(),
+                    device: s.device.clone(),
+                }
+            })
+            .collect();
+        if let Err(e) = file.save(&LastKnownConfig { controllers }) {
+            log::error!("Unable to save last known config: {e}");
+        }
+    }
+
+    /// Resolves configured host names (§3.10) on the blocking pool.
+    async fn resolve(&self, tids: Vec<Tid>) -> Vec<Tid> {
+        let family = self.config().global.ip_family;
+        let mut out = Vec::with_capacity(tids.len());
+        for mut tid in tids {
+            if !matches!(tid.transport.as_str(), "tcp" | "rdma") {
+                out.push(tid);
+                continue;
+            }
+            if tid.traddr.is_empty() {
+                log::error!("Invalid traddr: {tid}");
+                continue;
+            }
+            if let Some(ip) = parse_ip(&tid.traddr, false).or_else(|| parse_scoped(&tid.traddr)) {
+                if family.allows(&ip) {
+                    out.push(tid);
+                } else {
+                    log::warn!(
+                        "Excluding configured IP address {} based on \"ip-family\" setting",
+                        tid.traddr
+                    );
+                }
+                continue;
+            }
+            let kernel = self.ctx.kernel.clone();
+            let host = tid.traddr.clone();
+            let addrs = tokio::task::spawn_blocking(move || kernel.resolve(&host))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            match addrs {
+                Ok(addrs) => {
+                    let pick = addrs
+                        .iter()
+                        .find(|a| family.v4 && a.is_ipv4())
+                        .or_else(|| addrs.iter().find(|a| family.v6 && a.is_ipv6()));
+                    if let Some(a) = pick {
+                        tid.traddr = a.to_string();
+                        out.push(tid);
+                    }
+                }
+                Err(e) => log::error!("{e}"),
+            }
+        }
+        out
+    }
+
+    /// Computes the wanted DCs and starts and stops tasks to match (§6.3).
+    pub async fn reconcile(&mut self) {
+        self.stats.reconciliations = self.stats.reconciliations.saturating_add(1);
+        let cfg = self.config();
+        let ctx = self.tid_context();
+
+        let configured: Vec<Tid> = cfg
+            .controllers
+            .iter()
+            .map(|spec| {
+                let mut cid = spec.cid.clone();
+                let nqn = cid.entry("subsysnqn".into()).or_default();
+                if nqn.is_empty() {
+                    *nqn = WELL_KNOWN_DISCOVERY_NQN.into();
+                }
+                Tid::from_cid(&cid, &ctx)
+            })
+            .collect();
+        let (configured, _) = remove_excluded(&cfg.excludes, configured);
+        // FC and loop DCs have no port; unlike upstream they are kept (§18).
+        let configured: Vec<Tid> = self
+            .resolve(configured)
+            .await
+            .into_iter()
+            .filter(|t| !t.transport.is_empty() && (!t.traddr.is_empty() || t.transport == "loop"))
+            .collect();
+
+        let mut referrals = Vec::new();
+        for e in self.dcs.values() {
+            let s = e.handle.snapshot();
+            for r in s.referrals() {
+                referrals.push(Tid::from_dlpe(
+                    r,
+                    &s.tid.host_traddr,
+                    &s.tid.host_iface,
+                    &s.tid.host_nqn,
+                    &ctx,
+                ));
+            }
+        }
+        if referrals.len() > MAX_REFERRALS {
+            log::warn!(
+                "{} referrals, following only the first {MAX_REFERRALS}",
+                referrals.len()
+            );
+            referrals.truncate(MAX_REFERRALS);
+        }
+
+        let mut origin_of: BTreeMap<Tid, Origin> = BTreeMap::new();
+        for (tids, origin) in [
+            (&referrals, Origin::Referral),
+            (&configured, Origin::Configured),
+        ] {
+            for t in tids.iter() {
+                let o = origin_of.entry(t.clone()).or_insert(origin);
+                *o = (*o).max(origin);
+            }
+        }
+        let all: Vec<Tid> = origin_of.keys().cloned().collect();
+        let (valid, rejected) = filter_addresses(all.clone(), cfg.global.ip_family);
+        for (_, why) in &rejected {
+            if why.is_warning() {
+                log::warn!("{why}");
+            } else {
+                log::debug!("{why}");
+            }
+        }
+        let (wanted, _) = remove_excluded(&cfg.excludes, valid);
+        let wanted: BTreeSet<Tid> = wanted.into_iter().collect();
+
+        // DCs found over mDNS survive its absence unless excluded (§6.3 step 6).
+        let must_remove: BTreeSet<&Tid> = all.iter().filter(|t| !wanted.contains(*t)).collect();
+        let to_del: Vec<Tid> = self
+            .dcs
+            .iter()
+            .filter(|(tid, e)| {
+                !wanted.contains(*tid)
+                    && (must_remove.contains(tid)
+                        || lock(&e.handle.status).origin != Some(Origin::Discovered))
+            })
+            .map(|(t, _)| t.clone())
+            .collect();
+        for tid in &to_del {
+            if let Some(e) = self.dcs.remove(tid) {
+                log::info!("{tid} - removed (no longer wanted)");
+                e.handle.send(Command::Stop {
+                    keep_connection: false,
+                });
+                self.draining.push(e.handle);
+            }
+        }
+        if !to_del.is_empty() {
+            self.signals.dc_removed();
+        }
+        for tid in &wanted {
+            if !self.dcs.contains_key(tid) {
+                self.spawn(tid.clone(), origin_of.get(tid).copied(), None);
+            }
+        }
+        for (tid, e) in &self.dcs {
+            if let Some(o) = origin_of.get(tid) {
+                lock(&e.handle.status).origin = Some(*o);
+            }
+        }
+        self.publish_view();
+        self.save_lkc();
+    }
+
+    fn device_owner(&self, device: &str) -> Option<&Entry> {
+        self.dcs
+            .values()
+            .find(|e| lock(&e.handle.status).device.as_deref() == Some(device))
+    }
+
+    fn on_uevent(&mut self, item: UeventItem) {
+        match item {
+            UeventItem::Lost => {
+                // Events were lost: whatever they said, find out again.
+                self.stats.resyncs = self.stats.resyncs.saturating_add(1);
+                log::warn!("Kernel events were lost (uevent socket overflow); resynchronising every discovery controller");
+                let present: BTreeSet<String> = self
+                    .ctx
+                    .kernel
+                    .controllers()
+                    .map(|v| v.into_iter().map(|c| c.name).collect())
+                    .unwrap_or_default();
+                for e in self.dcs.values() {
+                    let dev = lock(&e.handle.status).device.clone();
+                    match dev {
+                        Some(d) if !present.contains(&d) => e.handle.send(Command::Removed),
+                        _ => e.handle.send(Command::Resync),
+                    }
+                }
+            }
+            UeventItem::Event(ev) => self.route(&ev),
+        }
+    }
+
+    fn route(&self, ev: &Uevent) {
+        if !ev.is_nvme_controller() {
+            return;
+        }
+        let dev = ev.devname();
+        let Some(e) = self.device_owner(dev) else {
+            return;
+        };
+        let tid = lock(&e.handle.status).tid.clone();
+        match ev.action {
+            nvmf_kernel::uevent::Action::Remove => e.handle.send(Command::Removed),
+            nvmf_kernel::uevent::Action::Change => {
+                if let Some(aen) = ev.aen() {
+                    log::info!(
+                        "{tid} | {dev} - Received AEN: {}",
+                        ev.get("NVME_AEN").unwrap_or_default()
+                    );
+                    if aen.is_ok_and(|a| a.is_discovery_log_change()) {
+                        e.handle.send(Command::Aen);
+                    }
+                }
+                if matches!(ev.nvme_event(), Some("connected" | "rediscover")) {
+                    e.handle.send(Command::Resync);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_notice(&mut self, n: Notice) -> bool {
+        match n {
+            Notice::LogPages {
+                tid,
+                device,
+                referrals_changed,
+            } => {
+                self.signals.log_pages_changed(&tid, &device);
+                referrals_changed
+            }
+            Notice::Stopped { tid, id } => {
+                self.draining.retain(|h| h.id != id);
+                if self.dcs.get(&tid).is_some_and(|e| e.handle.id == id) {
+                    // It ended by itself (cannot happen today); forget it.
+                    self.dcs.remove(&tid);
+                }
+                false
+            }
+        }
+    }
+
+    /// Runs until shutdown. Reconciles once at start.
+    pub async fn run(mut self) -> Stats {
+        let mut want_reconcile = true;
+        let mut dirty = false;
+        loop {
+            // Take everything already queued before acting on it.
+            while let Ok(i) = self.inputs.try_recv() {
+                self.on_input(i, &mut want_reconcile);
+            }
+            while let Ok(n) = self.notices.try_recv() {
+                want_reconcile |= self.on_notice(n);
+                dirty = true;
+            }
+            if self.shutting_down {
+                return self.drain().await;
+            }
+            if want_reconcile {
+                want_reconcile = false;
+                dirty = false;
+                self.reconcile().await;
+                continue;
+            }
+            if dirty {
+                dirty = false;
+                self.save_lkc();
+            }
+            tokio::select! {
+                i = self.inputs.recv() => match i {
+                    Some(i) => self.on_input(i, &mut want_reconcile),
+                    None => self.shutting_down = true,
+                },
+                Some(n) = self.notices.recv() => {
+                    want_reconcile |= self.on_notice(n);
+                    dirty = true;
+                }
+            }
+            // Let anything else that is ready queue up behind this input.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn on_input(&mut self, input: Input, want_reconcile: &mut bool) {
+        match input {
+            Input::Reconcile => *want_reconcile = true,
+            Input::Uevent(item) => self.on_uevent(item),
+            Input::Reload(cfg) => {
+                let _ = self.config_tx.send(cfg);
+                for e in self.dcs.values() {
+                    e.handle.send(Command::Resync);
+                }
+                *want_reconcile = true;
+            }
+            Input::Shutdown => self.shutting_down = true,
+        }
+    }
+
+    /// Shutdown (§6.11): save, stop every DC (keeping kernel connections if
+    /// persistent-connections), wait for them.
+    async fn drain(mut self) -> Stats {
+        self.save_lkc();
+        let keep = self.config().persistent_connections;
+        let handles: Vec<DcHandle> = std::mem::take(&mut self.dcs)
+            .into_values()
+            .map(|e| e.handle)
+            .chain(std::mem::take(&mut self.draining))
+            .collect();
+        for h in &handles {
+            h.send(Command::Stop {
+                keep_connection: keep,
+            });
+        }
+        for h in handles {
+            let _ = h.task.await;
+        }
+        self.stats
+    }
+}
+
+fn parse_scoped(s: &str) -> Option<IpAddr> {
+    stas_common::tid::parse_scoped_ip(s, false).map(|(ip, _)| ip)
+}

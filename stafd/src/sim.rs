@@ -1,0 +1,329 @@
+//! A simulated kernel (stratisd's `--sim` idea): discovery controllers with
+//! log pages, kernel connections, registrations and failures in memory, so
+//! every branch of the pipeline runs in a unit test with tokio's paused
+//! clock, including registration and PLEO, which the kernel target cannot
+//! exercise.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use nvmf_kernel::fabrics::{ConnectOptions, Connected, SupportedOptions};
+use nvmf_kernel::sysfs::{ControllerAddress, ControllerInfo};
+use nvmf_kernel::{ConnectFailure, Errno, KernelError, NvmeStatus};
+use nvmf_proto::dim::{DimData, Tas};
+use nvmf_proto::dlp::{emit_log_page, DiscoveryLogEntry, DiscoveryLogPage};
+use nvmf_proto::logpages::{LidSupport, SupportedLogPages, LID_DISCOVERY};
+use nvmf_proto::types::{CntrlType, DcType};
+use stas_common::matching::{Interface, InterfaceTable};
+
+use crate::kernel::Kernel;
+
+/// What the 6.1 kernel in the lab accepts.
+pub const OPTIONS_61: &str = "instance=-1,cntlid=-1,transport=%s,traddr=%s,trsvcid=%s,nqn=%s,queue_size=%d,nr_io_queues=%d,reconnect_delay=%d,ctrl_loss_tmo=%d,keep_alive_tmo=%d,hostnqn=%s,host_traddr=%s,host_iface=%s,hostid=%s,duplicate_connect,disable_sqflow,hdr_digest,data_digest,nr_write_queues=%d,nr_poll_queues=%d,tos=%d,fast_io_fail_tmo=%d,discovery,dhchap_secret=%s,dhchap_ctrl_secret=%s";
+
+/// A simulated discovery controller, reachable at (traddr, trsvcid).
+#[derive(Debug, Clone, Default)]
+pub struct SimDc {
+    /// Its log page entries.
+    pub entries: Vec<DiscoveryLogEntry>,
+    /// Its type.
+    pub dctype: Option<DcType>,
+    /// Whether connects succeed.
+    pub reachable: bool,
+    /// LID-specific support bits of LID 0x70, if it serves Supported Log Pages.
+    pub lid0: Option<u16>,
+    /// A status DIM commands fail with.
+    pub dim_status: Option<u16>,
+    /// A failure every log page read gets.
+    pub log_errno: Option<Errno>,
+}
+
+/// What the simulation saw.
+#[derive(Debug, Clone, Default)]
+pub struct SimState {
+    /// Discovery controllers by (traddr, trsvcid).
+    pub dcs: BTreeMap<(String, String), SimDc>,
+    /// Kernel controllers by name.
+    pub controllers: BTreeMap<String, (ConnectOptions, (String, String))>,
+    next_instance: u32,
+    /// Connect calls made.
+    pub connects: Vec<ConnectOptions>,
+    /// Devices deleted.
+    pub disconnects: Vec<String>,
+    /// Registrations received (device, task).
+    pub registrations: Vec<(String, Tas)>,
+    /// Log page reads (device, lsp).
+    pub log_reads: Vec<(String, u8)>,
+    /// Supported Log Pages reads.
+    pub lid0_reads: u32,
+    /// Host name resolutions.
+    pub names: BTreeMap<String, Vec<IpAddr>>,
+}
+
+/// The simulated kernel.
+#[derive(Debug, Default)]
+pub struct SimKernel {
+    state: Mutex<SimState>,
+    /// While set, connects wait until it is cleared (a connect "in flight").
+    gate: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl SimKernel {
+    /// An empty simulation.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The state, to set up or inspect.
+    pub fn state(&self) -> MutexGuard<'_, SimState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds (or replaces) a reachable DC.
+    pub fn add_dc(
+        &self,
+        traddr: &str,
+        trsvcid: &str,
+        dctype: DcType,
+        entries: Vec<DiscoveryLogEntry>,
+    ) {
+        self.state().dcs.insert(
+            (traddr.into(), trsvcid.into()),
+            SimDc {
+                entries,
+                dctype: Some(dctype),
+                reachable: true,
+                ..SimDc::default()
+            },
+        );
+    }
+
+    /// Changes a DC.
+    pub fn with_dc(&self, traddr: &str, f: impl FnOnce(&mut SimDc)) {
+        if let Some(dc) = self
+            .state()
+            .dcs
+            .iter_mut()
+            .find(|((a, _), _)| a == traddr)
+            .map(|(_, d)| d)
+        {
+            f(dc);
+        }
+    }
+
+    /// A kernel connection that exists before the daemon starts.
+    pub fn add_existing(&self, opts: ConnectOptions) -> String {
+        let mut s = self.state();
+        let name = format!("nvme{}", s.next_instance);
+        s.next_instance += 1;
+        let key = (
+            opts.traddr.clone().unwrap_or_default(),
+            opts.trsvcid.clone().unwrap_or_default(),
+        );
+        s.controllers.insert(name.clone(), (opts, key));
+        name
+    }
+
+    /// The kernel deletes a controller (e.g. ctrl_loss_tmo expired).
+    pub fn vanish(&self, name: &str) {
+        self.state().controllers.remove(name);
+    }
+
+    /// Holds every connect until [`release`](Self::release).
+    pub fn hold_connects(&self) {
+        *self
+            .gate
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+    }
+
+    /// Lets held connects proceed.
+    pub fn release(&self) {
+        *self
+            .gate
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        self.gate.1.notify_all();
+    }
+
+    fn dc_of(&self, device: &str) -> Result<SimDc, KernelError> {
+        let s = self.state();
+        let key = s
+            .controllers
+            .get(device)
+            .map(|(_, k)| k.clone())
+            .ok_or_else(|| KernelError::Ioctl {
+                command: "sim".into(),
+                device: device.into(),
+                errno: Errno::ENODEV,
+            })?;
+        s.dcs.get(&key).cloned().ok_or_else(|| KernelError::Ioctl {
+            command: "sim".into(),
+            device: device.into(),
+            errno: Errno::EIO,
+        })
+    }
+}
+
+impl Kernel for SimKernel {
+    fn supported_options(&self) -> Result<SupportedOptions, KernelError> {
+        Ok(SupportedOptions::parse(OPTIONS_61))
+    }
+
+    fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError> {
+        let s = self.state();
+        Ok(s.controllers
+            .iter()
+            .map(|(name, (o, _))| {
+                let dctype = s.dcs.get(&(
+                    o.traddr.clone().unwrap_or_default(),
+                    o.trsvcid.clone().unwrap_or_default(),
+                ));
+                ControllerInfo {
+                    name: name.clone(),
+                    instance: name.trim_start_matches("nvme").parse().unwrap_or(0),
+                    transport: Some(o.transport.clone()),
+                    address: Some(ControllerAddress {
+                        traddr: o.traddr.clone(),
+                        trsvcid: o.trsvcid.clone(),
+                        host_traddr: o.host_traddr.clone(),
+                        host_iface: o.host_iface.clone(),
+                        ..ControllerAddress::default()
+                    }),
+                    subsysnqn: Some(o.nqn.clone()),
+                    hostnqn: o.hostnqn.clone(),
+                    hostid: o.hostid.clone(),
+                    state: Some("live".into()),
+                    cntrltype: Some(CntrlType::Discovery),
+                    dctype: dctype.and_then(|d| d.dctype),
+                    ..ControllerInfo::default()
+                }
+            })
+            .collect())
+    }
+
+    fn interfaces(&self) -> InterfaceTable {
+        InterfaceTable {
+            interfaces: vec![Interface {
+                name: "lo".into(),
+                addrs: vec![IpAddr::from([127, 0, 0, 1])],
+            }],
+        }
+    }
+
+    fn connect(
+        &self,
+        opts: &ConnectOptions,
+        _: &SupportedOptions,
+    ) -> Result<Connected, KernelError> {
+        {
+            let (lock, cv) = &*self.gate;
+            let mut held = lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            while *held {
+                held = cv
+                    .wait(held)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        }
+        let mut s = self.state();
+        s.connects.push(opts.clone());
+        let key = (
+            opts.traddr.clone().unwrap_or_default(),
+            opts.trsvcid.clone().unwrap_or_default(),
+        );
+        if !s.dcs.get(&key).is_some_and(|d| d.reachable) {
+            return Err(KernelError::Connect {
+                failure: ConnectFailure::Refused,
+                options: format!("traddr={}", key.0),
+            });
+        }
+        let instance = s.next_instance;
+        s.next_instance += 1;
+        s.controllers
+            .insert(format!("nvme{instance}"), (opts.clone(), key));
+        Ok(Connected {
+            instance,
+            cntlid: 1,
+        })
+    }
+
+    fn disconnect(&self, device: &str) -> Result<(), KernelError> {
+        let mut s = self.state();
+        s.controllers.remove(device);
+        s.disconnects.push(device.into());
+        Ok(())
+    }
+
+    fn dc_type(&self, device: &str) -> Result<DcType, KernelError> {
+        Ok(self.dc_of(device)?.dctype.unwrap_or(DcType::None))
+    }
+
+    fn register(&self, device: &str, tas: Tas, data: &DimData) -> Result<u32, KernelError> {
+        let dc = self.dc_of(device)?;
+        data.emit().map_err(|source| KernelError::Proto {
+            what: "DIM".into(),
+            source,
+        })?;
+        self.state().registrations.push((device.into(), tas));
+        match dc.dim_status {
+            Some(s) => Err(KernelError::Nvme {
+                command: "discovery information management".into(),
+                device: device.into(),
+                status: NvmeStatus(s),
+            }),
+            None => Ok(0),
+        }
+    }
+
+    fn supported_log_pages(&self, device: &str) -> Result<SupportedLogPages, KernelError> {
+        let dc = self.dc_of(device)?;
+        self.state().lid0_reads += 1;
+        match dc.lid0 {
+            Some(bits) => {
+                let mut p = SupportedLogPages::default();
+                p.set(LID_DISCOVERY, LidSupport(1 | (u32::from(bits) << 16)));
+                Ok(p)
+            }
+            None => Err(KernelError::Nvme {
+                command: "get log page 0x00".into(),
+                device: device.into(),
+                status: NvmeStatus(0x6002),
+            }),
+        }
+    }
+
+    fn discovery_log(&self, device: &str, lsp: u8) -> Result<DiscoveryLogPage, KernelError> {
+        let dc = self.dc_of(device)?;
+        self.state().log_reads.push((device.into(), lsp));
+        if let Some(errno) = dc.log_errno {
+            return Err(KernelError::Ioctl {
+                command: "get log page 0x70".into(),
+                device: device.into(),
+                errno,
+            });
+        }
+        let raw = emit_log_page(1, 0, &dc.entries).map_err(|source| KernelError::Proto {
+            what: "sim".into(),
+            source,
+        })?;
+        DiscoveryLogPage::parse(&raw).map_err(|source| KernelError::Proto {
+            what: "sim".into(),
+            source,
+        })
+    }
+
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        self.state()
+            .names
+            .get(host)
+            .cloned()
+            .ok_or_else(|| format!("cannot resolve {host}: unknown host"))
+    }
+}

@@ -1,0 +1,601 @@
+//! The stafd pipeline against the simulated kernel, on tokio's paused clock:
+//! time only moves when a test advances it, so retry timers are asserted
+//! exactly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind};
+use nvmf_kernel::uevent::{Uevent, UeventItem};
+use nvmf_proto::dlp::DiscoveryLogEntry;
+use nvmf_proto::types::{AdrFam, DcType, SubType, TrType};
+use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
+use stas_common::config::{parse_stafd, StafdConfig};
+use stas_common::lkc::LkcFile;
+use stas_common::tid::Tid;
+
+use crate::dc::{DcStatus, HostInfo, Origin, Stage};
+use crate::service::{Input, Service, ServiceHandle, Signals, Stats};
+use crate::sim::SimKernel;
+
+const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+
+#[derive(Default)]
+struct Recorder {
+    changed: Mutex<Vec<(String, String)>>,
+    removed: AtomicU32,
+}
+
+impl Signals for Recorder {
+    fn log_pages_changed(&self, tid: &Tid, device: &str) {
+        self.changed
+            .lock()
+            .unwrap()
+            .push((tid.traddr.clone(), device.into()));
+    }
+    fn dc_removed(&self) {
+        self.removed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn config(text: &str) -> Arc<StafdConfig> {
+    let (cfg, diags) = parse_stafd(text, "test.conf").unwrap();
+    assert!(diags.is_empty(), "{diags:?}");
+    Arc::new(cfg)
+}
+
+fn host() -> HostInfo {
+    HostInfo {
+        hostnqn: HOSTNQN.into(),
+        hostid: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into(),
+        hostid_bytes: Some([7; 16]),
+        hostname: "testhost".into(),
+        os_version: "Linux test".into(),
+        symname: None,
+    }
+}
+
+fn nvme(traddr: &str, nqn: &str) -> DiscoveryLogEntry {
+    DiscoveryLogEntry {
+        trtype: TrType::Tcp,
+        adrfam: AdrFam::Ipv4,
+        subtype: SubType::Nvme,
+        traddr: traddr.into(),
+        trsvcid: "4420".into(),
+        subnqn: nqn.into(),
+        ..DiscoveryLogEntry::default()
+    }
+}
+
+fn referral(traddr: &str) -> DiscoveryLogEntry {
+    DiscoveryLogEntry {
+        subtype: SubType::Referral,
+        trsvcid: "8009".into(),
+        subnqn: WELL_KNOWN_DISCOVERY_NQN.into(),
+        ..nvme(traddr, WELL_KNOWN_DISCOVERY_NQN)
+    }
+}
+
+struct Harness {
+    sim: Arc<SimKernel>,
+    signals: Arc<Recorder>,
+    handle: ServiceHandle,
+    task: tokio::task::JoinHandle<Stats>,
+}
+
+fn start_with(sim: Arc<SimKernel>, cfg: Arc<StafdConfig>, lkc: Option<LkcFile>) -> Harness {
+    let signals = Arc::new(Recorder::default());
+    let (mut svc, handle) = Service::new(sim.clone(), host(), cfg, signals.clone(), lkc);
+    svc.restore();
+    let task = tokio::spawn(svc.run());
+    Harness {
+        sim,
+        signals,
+        handle,
+        task,
+    }
+}
+
+fn start(cfg: &str) -> Harness {
+    start_with(SimKernel::new(), config(cfg), None)
+}
+
+/// Polls `cond` while the blocking pool works; time does not move.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if cond() {
+            return;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// Lets everything that is ready run to quiescence without moving time.
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+impl Harness {
+    fn dcs(&self) -> Vec<DcStatus> {
+        self.handle.view.snapshot()
+    }
+
+    fn dc(&self, traddr: &str) -> Option<DcStatus> {
+        self.dcs().into_iter().find(|d| d.tid.traddr == traddr)
+    }
+
+    async fn steady(&self, traddr: &str) -> DcStatus {
+        let t = traddr.to_owned();
+        until(&format!("{t} steady"), || {
+            self.dc(&t).is_some_and(|d| d.stage == Stage::Steady)
+        })
+        .await;
+        self.dc(traddr).unwrap()
+    }
+
+    fn uevent(&self, parts: &[&str]) {
+        let mut raw = Vec::new();
+        for p in parts {
+            raw.extend_from_slice(p.as_bytes());
+            raw.push(0);
+        }
+        self.handle.send(Input::Uevent(UeventItem::Event(
+            Uevent::parse(&raw).unwrap(),
+        )));
+    }
+
+    fn aen(&self, dev: &str) {
+        self.uevent(&[
+            &format!("change@/devices/virtual/nvme-fabrics/ctl/{dev}"),
+            "SUBSYSTEM=nvme",
+            "NVME_AEN=0x70f002",
+        ]);
+    }
+
+    async fn stop(self) -> Stats {
+        self.handle.send(Input::Shutdown);
+        self.task.await.unwrap()
+    }
+}
+
+const ONE_DC: &str = "[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\n";
+
+#[tokio::test(start_paused = true)]
+async fn configured_dc_connects_reads_and_signals() {
+    let sim = SimKernel::new();
+    sim.add_dc(
+        "10.0.0.1",
+        "8009",
+        DcType::None,
+        vec![nvme("10.0.0.9", "nqn.a"), nvme("0.0.0.0", "nqn.bogus")],
+    );
+    let h = start_with(sim, config(ONE_DC), None);
+    let d = h.steady("10.0.0.1").await;
+    assert_eq!(d.origin, Some(Origin::Configured));
+    assert_eq!(d.log_pages.len(), 1, "the 0.0.0.0 entry is dropped");
+    assert_eq!(d.device.as_deref(), Some("nvme0"));
+    let c = h.sim.state().connects[0].clone();
+    assert_eq!(c.kind, ControllerKind::Discovery);
+    assert_eq!(c.trsvcid.as_deref(), Some("8009"));
+    assert_eq!(
+        c.keep_alive_tmo,
+        Some(30),
+        "explicit kato for a persistent DC connection"
+    );
+    assert_eq!(c.hostnqn.as_deref(), Some(HOSTNQN));
+    assert_eq!(
+        h.signals.changed.lock().unwrap().as_slice(),
+        [("10.0.0.1".to_owned(), "nvme0".to_owned())]
+    );
+    // nvmet-like DC: Supported Log Pages refused -> plain read (lsp 0).
+    assert_eq!(h.sim.state().log_reads, [("nvme0".to_owned(), 0)]);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn unreachable_dc_retries_fast_then_slow() {
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::None, vec![]);
+    sim.with_dc("10.0.0.1", |d| d.reachable = false);
+    let h = start_with(sim, config(ONE_DC), None);
+    let connects = |h: &Harness| h.sim.state().connects.len();
+    until("first attempt", || connects(&h) == 1).await;
+    settle().await;
+    tokio::time::advance(Duration::from_millis(2900)).await;
+    settle().await;
+    assert_eq!(connects(&h), 1, "no retry before 3 s");
+    tokio::time::advance(Duration::from_millis(200)).await;
+    until("fast retry at 3 s", || connects(&h) == 2).await;
+    settle().await;
+    tokio::time::advance(Duration::from_secs(59)).await;
+    settle().await;
+    assert_eq!(connects(&h), 2, "then 60 s");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    until("slow retry", || connects(&h) == 3).await;
+    h.sim.with_dc("10.0.0.1", |d| d.reachable = true);
+    settle().await;
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let d = h.steady("10.0.0.1").await;
+    assert_eq!(d.connect_attempts, 0);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn existing_connection_is_adopted_not_duplicated() {
+    let sim = SimKernel::new();
+    sim.add_dc(
+        "10.0.0.1",
+        "8009",
+        DcType::None,
+        vec![nvme("10.0.0.9", "nqn.a")],
+    );
+    let mut o = ConnectOptions::new(
+        ControllerKind::Discovery,
+        "tcp",
+        WELL_KNOWN_DISCOVERY_NQN,
+        Some("10.0.0.1"),
+    );
+    o.trsvcid = Some("8009".into());
+    o.hostnqn = Some(HOSTNQN.into());
+    let existing = sim.add_existing(o);
+    let h = start_with(sim, config(ONE_DC), None);
+    let d = h.steady("10.0.0.1").await;
+    assert_eq!(d.device.as_deref(), Some(existing.as_str()));
+    assert!(h.sim.state().connects.is_empty(), "adopted, no new connect");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn ddc_is_registered_and_pleo_used() {
+    let sim = SimKernel::new();
+    sim.add_dc(
+        "10.0.0.1",
+        "8009",
+        DcType::Ddc,
+        vec![nvme("10.0.0.9", "nqn.a")],
+    );
+    sim.with_dc("10.0.0.1", |d| d.lid0 = Some(0b010));
+    let h = start_with(sim, config(ONE_DC), None);
+    h.steady("10.0.0.1").await;
+    let s = h.sim.state().clone();
+    assert_eq!(s.registrations.len(), 1);
+    assert_eq!(s.lid0_reads, 1);
+    assert_eq!(s.log_reads, [("nvme0".to_owned(), 2)], "PLEO asked for");
+    drop(s);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn cdc_is_registered_without_pleo_query_and_refusal_is_not_fatal() {
+    let sim = SimKernel::new();
+    sim.add_dc(
+        "10.0.0.1",
+        "8009",
+        DcType::Cdc,
+        vec![nvme("10.0.0.9", "nqn.a")],
+    );
+    sim.with_dc("10.0.0.1", |d| d.dim_status = Some(0x4133));
+    let h = start_with(sim, config(ONE_DC), None);
+    let d = h.steady("10.0.0.1").await;
+    assert_eq!(
+        d.log_pages.len(),
+        1,
+        "a refused registration still reads the log"
+    );
+    let s = h.sim.state().clone();
+    assert_eq!(s.registrations.len(), 1);
+    assert_eq!(s.lid0_reads, 0, "no Supported Log Pages query to a CDC");
+    drop(s);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn plain_dc_is_not_registered_and_pleo_disabled_skips_query() {
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::None, vec![]);
+    let h = start_with(sim, config("[Global]\npleo = disabled\n[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\n"), None);
+    h.steady("10.0.0.1").await;
+    let s = h.sim.state().clone();
+    assert!(s.registrations.is_empty());
+    assert_eq!(s.lid0_reads, 0);
+    drop(s);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn referrals_are_followed_cycle_safe_and_removed() {
+    let sim = SimKernel::new();
+    // A refers to B, B refers back to A: two DCs, no loop.
+    sim.add_dc(
+        "10.0.0.1",
+        "8009",
+        DcType::None,
+        vec![nvme("10.0.0.9", "nqn.a"), referral("10.0.0.2")],
+    );
+    sim.add_dc(
+        "10.0.0.2",
+        "8009",
+        DcType::None,
+        vec![referral("10.0.0.1"), nvme("10.0.0.8", "nqn.b")],
+    );
+    let h = start_with(sim, config(ONE_DC), None);
+    let b = h.steady("10.0.0.2").await;
+    assert_eq!(b.origin, Some(Origin::Referral));
+    settle().await;
+    assert_eq!(h.dcs().len(), 2);
+    assert_eq!(
+        h.dc("10.0.0.1").unwrap().origin,
+        Some(Origin::Configured),
+        "configured wins over referral"
+    );
+
+    // A drops the referral: B is disconnected and removed.
+    h.sim.with_dc("10.0.0.1", |d| {
+        d.entries.retain(|e| e.subtype != SubType::Referral)
+    });
+    h.aen("nvme0");
+    until("B removed", || h.dc("10.0.0.2").is_none()).await;
+    until("B disconnected", || h.sim.state().disconnects == ["nvme1"]).await;
+    assert_eq!(h.signals.removed.load(Ordering::SeqCst), 1);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn aen_refetches_and_a_storm_of_aens_costs_one_read() {
+    let sim = SimKernel::new();
+    sim.add_dc(
+        "10.0.0.1",
+        "8009",
+        DcType::None,
+        vec![nvme("10.0.0.9", "nqn.a")],
+    );
+    let h = start_with(sim, config(ONE_DC), None);
+    h.steady("10.0.0.1").await;
+    h.sim
+        .with_dc("10.0.0.1", |d| d.entries.push(nvme("10.0.0.10", "nqn.b")));
+    h.aen("nvme0");
+    until("second read", || {
+        h.dc("10.0.0.1").unwrap().log_pages.len() == 2
+    })
+    .await;
+    h.steady("10.0.0.1").await;
+    let reads = h.sim.state().log_reads.len();
+    assert_eq!(reads, 2);
+    h.sim.hold_connects(); // irrelevant to reads; keeps the sim state steady
+    h.sim.release();
+    for _ in 0..100 {
+        h.aen("nvme0");
+    }
+    settle().await;
+    h.steady("10.0.0.1").await;
+    let after = h.sim.state().log_reads.len();
+    assert!(
+        (3..=4).contains(&after),
+        "100 AENs cost {} reads",
+        after - reads
+    );
+    // Other AENs and other devices change nothing.
+    h.uevent(&["change@/x/nvme0", "SUBSYSTEM=nvme", "NVME_AEN=0x000002"]);
+    h.aen("nvme7");
+    settle().await;
+    assert_eq!(h.sim.state().log_reads.len(), after);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn rediscover_event_resyncs_registration_and_log() {
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::Ddc, vec![]);
+    let h = start_with(sim, config(ONE_DC), None);
+    h.steady("10.0.0.1").await;
+    h.uevent(&["change@/x/nvme0", "SUBSYSTEM=nvme", "NVME_EVENT=rediscover"]);
+    until("re-registered", || h.sim.state().registrations.len() == 2).await;
+    until("re-read", || h.sim.state().log_reads.len() == 2).await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn device_removal_reconnects_after_3s_keeping_the_cache() {
+    let sim = SimKernel::new();
+    sim.add_dc(
+        "10.0.0.1",
+        "8009",
+        DcType::None,
+        vec![nvme("10.0.0.9", "nqn.a")],
+    );
+    let h = start_with(sim, config(ONE_DC), None);
+    h.steady("10.0.0.1").await;
+    h.sim.vanish("nvme0");
+    h.uevent(&[
+        "remove@/devices/virtual/nvme-fabrics/ctl/nvme0",
+        "SUBSYSTEM=nvme",
+    ]);
+    until("disconnected", || !h.dc("10.0.0.1").unwrap().connected).await;
+    let d = h.dc("10.0.0.1").unwrap();
+    assert_eq!(
+        d.log_pages.len(),
+        1,
+        "cached log page kept while reconnecting"
+    );
+    settle().await;
+    assert_eq!(h.sim.state().connects.len(), 1);
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let d = h.steady("10.0.0.1").await;
+    assert_eq!(d.device.as_deref(), Some("nvme1"));
+    assert_eq!(h.sim.state().connects.len(), 2);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_keeps_persistent_connections() {
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::None, vec![]);
+    let h = start_with(sim.clone(), config(ONE_DC), None);
+    h.steady("10.0.0.1").await;
+    h.stop().await;
+    assert!(sim.state().disconnects.is_empty());
+    assert_eq!(sim.state().controllers.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_disconnects_without_persistent_connections() {
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::None, vec![]);
+    let cfg = "[Discovery controller connection management]\npersistent-connections = false\n[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\n";
+    let h = start_with(sim.clone(), config(cfg), None);
+    h.steady("10.0.0.1").await;
+    h.stop().await;
+    assert_eq!(sim.state().disconnects, ["nvme0"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_without_the_controller_disconnects_it() {
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::None, vec![]);
+    sim.add_dc("10.0.0.2", "8009", DcType::None, vec![]);
+    let h = start_with(sim, config("[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\ncontroller = transport=tcp;traddr=10.0.0.2\n"), None);
+    h.steady("10.0.0.1").await;
+    h.steady("10.0.0.2").await;
+    h.handle.send(Input::Reload(config(ONE_DC)));
+    until("removed", || h.dc("10.0.0.2").is_none()).await;
+    until("disconnected", || h.sim.state().disconnects.len() == 1).await;
+    assert_eq!(h.signals.removed.load(Ordering::SeqCst), 1);
+    until("resync re-read the kept DC", || {
+        h.sim
+            .state()
+            .log_reads
+            .iter()
+            .filter(|(d, _)| d == "nvme0")
+            .count()
+            == 2
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn exclude_wins_over_controller() {
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::None, vec![referral("10.0.0.2")]);
+    sim.add_dc("10.0.0.2", "8009", DcType::None, vec![]);
+    let h = start_with(sim, config("[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\nexclude = traddr=10.0.0.2\n"), None);
+    h.steady("10.0.0.1").await;
+    settle().await;
+    assert_eq!(h.dcs().len(), 1, "the referral is excluded");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_events_resync_every_dc() {
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::None, vec![]);
+    sim.add_dc("10.0.0.2", "8009", DcType::None, vec![]);
+    let h = start_with(sim, config("[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\ncontroller = transport=tcp;traddr=10.0.0.2\n"), None);
+    h.steady("10.0.0.1").await;
+    h.steady("10.0.0.2").await;
+    let dev2 = h.dc("10.0.0.2").unwrap().device.unwrap();
+    h.sim.vanish(&dev2);
+    h.handle.send(Input::Uevent(UeventItem::Lost));
+    until("surviving DC re-read", || {
+        h.sim.state().log_reads.len() >= 3
+    })
+    .await;
+    until("vanished DC noticed", || {
+        !h.dc("10.0.0.2").unwrap().connected
+    })
+    .await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    h.steady("10.0.0.2").await;
+    let stats = h.stop().await;
+    assert_eq!(stats.resyncs, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_storm_of_triggers_is_one_reconciliation() {
+    let h = start("");
+    settle().await;
+    let before = h.handle.view.snapshot().len();
+    assert_eq!(before, 0);
+    for _ in 0..1000 {
+        h.handle.send(Input::Reconcile);
+    }
+    settle().await;
+    let stats = h.stop().await;
+    // One at start, one for the whole storm.
+    assert_eq!(stats.reconciliations, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_waits_for_a_connect_in_flight_then_disconnects() {
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::None, vec![]);
+    sim.hold_connects();
+    let cfg = "[Discovery controller connection management]\npersistent-connections = false\n[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\n";
+    let h = start_with(sim.clone(), config(cfg), None);
+    until("connect in flight", || {
+        h.dc("10.0.0.1")
+            .is_some_and(|d| d.stage == Stage::Connecting)
+    })
+    .await;
+    settle().await;
+    h.handle.send(Input::Shutdown);
+    settle().await;
+    assert!(
+        sim.state().disconnects.is_empty(),
+        "no disconnect while the connect is in flight"
+    );
+    sim.release();
+    h.task.await.unwrap();
+    let s = sim.state();
+    assert_eq!(s.connects.len(), 1);
+    assert_eq!(
+        s.disconnects,
+        ["nvme0"],
+        "the connection made is then taken down"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn last_known_config_restores_cached_pages_before_connecting() {
+    let dir = std::env::temp_dir().join(format!("stafd-lkc-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let lkc = LkcFile::new(dir.join("lkc.bin"), "stafd");
+
+    let sim = SimKernel::new();
+    sim.add_dc(
+        "10.0.0.1",
+        "8009",
+        DcType::None,
+        vec![nvme("10.0.0.9", "nqn.a")],
+    );
+    let h = start_with(sim.clone(), config(ONE_DC), Some(lkc.clone()));
+    h.steady("10.0.0.1").await;
+    h.stop().await; // persistent: the kernel connection stays
+
+    // Restart: the DC is served from the file at once, while unreachable.
+    sim.with_dc("10.0.0.1", |d| d.log_errno = Some(nvmf_kernel::Errno::EIO));
+    let h = start_with(sim.clone(), config(ONE_DC), Some(lkc));
+    let d = h
+        .dc("10.0.0.1")
+        .expect("restored before any reconciliation");
+    assert_eq!(d.log_pages.len(), 1);
+    assert_eq!(d.log_pages[0].subnqn, "nqn.a");
+    assert_eq!(d.origin, Some(Origin::Configured));
+    until("re-adopted", || h.dc("10.0.0.1").unwrap().connected).await;
+    settle().await;
+    assert_eq!(
+        sim.state().connects.len(),
+        1,
+        "the existing connection was adopted after restart"
+    );
+    h.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
