@@ -10,7 +10,6 @@ mod dc;
 mod dlpe;
 mod kernel;
 mod service;
-#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;
@@ -61,6 +60,11 @@ struct Args {
     /// Where hostnqn/hostid/hostkey live when sys.conf does not say (tests).
     #[arg(long, hide = true, default_value = "/etc/nvme")]
     nvme_dir: PathBuf,
+    /// Run against a simulated kernel with this many discovery controllers
+    /// (benchmarks, demos; no root needed). Prints `@@steady` once all are
+    /// connected and read.
+    #[arg(long, hide = true)]
+    sim: Option<usize>,
 }
 
 fn load_config(path: &Path) -> Result<StafdConfig, String> {
@@ -133,6 +137,9 @@ fn main() -> ExitCode {
         return check_config(&args);
     }
     logging::init(args.syslog || logging::stderr_is_journal(), args.tron);
+    if let Some(n) = args.sim {
+        return simulate(n);
+    }
     if !nvmf_kernel::host::is_root() {
         eprintln!("Permission denied. You need root privileges to run {PROG}.");
         return ExitCode::from(1);
@@ -179,6 +186,46 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(run(args, paths, sys, cfg))
+}
+
+/// `--sim N`: the real service against the simulated kernel.
+fn simulate(n: usize) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        let (sim, cfg) = sim::populated(n);
+        let (mut svc, handle) =
+            Service::new(sim, sim::host(), Arc::new(cfg), Arc::new(NoSignals), None);
+        svc.restore();
+        let service = tokio::spawn(svc.run());
+        let _ = notify::notify("READY=1");
+        loop {
+            let all = handle.view.snapshot();
+            if all.len() == n && all.iter().all(|d| d.stage == crate::dc::Stage::Steady) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        println!("@@steady {n}");
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return ExitCode::from(1);
+        };
+        term.recv().await;
+        handle.send(Input::Shutdown);
+        let _ = service.await;
+        ExitCode::SUCCESS
+    })
 }
 
 async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> ExitCode {

@@ -67,6 +67,29 @@ pub struct SimKernel {
     state: Mutex<SimState>,
     /// While set, connects wait until it is cleared (a connect "in flight").
     gate: Arc<(Mutex<bool>, Condvar)>,
+    /// The same for discovery log reads.
+    read_gate: Arc<(Mutex<bool>, Condvar)>,
+}
+
+fn wait_open(gate: &(Mutex<bool>, Condvar)) {
+    let (lock, cv) = gate;
+    let mut held = lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    while *held {
+        held = cv
+            .wait(held)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+}
+
+#[cfg(test)]
+fn set_gate(gate: &(Mutex<bool>, Condvar), closed: bool) {
+    *gate
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = closed;
+    gate.1.notify_all();
 }
 
 impl SimKernel {
@@ -101,6 +124,28 @@ impl SimKernel {
         );
     }
 
+    fn dc_of(&self, device: &str) -> Result<SimDc, KernelError> {
+        let s = self.state();
+        let key = s
+            .controllers
+            .get(device)
+            .map(|(_, k)| k.clone())
+            .ok_or_else(|| KernelError::Ioctl {
+                command: "sim".into(),
+                device: device.into(),
+                errno: Errno::ENODEV,
+            })?;
+        s.dcs.get(&key).cloned().ok_or_else(|| KernelError::Ioctl {
+            command: "sim".into(),
+            device: device.into(),
+            errno: Errno::EIO,
+        })
+    }
+}
+
+/// What tests do to the simulation.
+#[cfg(test)]
+impl SimKernel {
     /// Changes a DC.
     pub fn with_dc(&self, traddr: &str, f: impl FnOnce(&mut SimDc)) {
         if let Some(dc) = self
@@ -134,39 +179,18 @@ impl SimKernel {
 
     /// Holds every connect until [`release`](Self::release).
     pub fn hold_connects(&self) {
-        *self
-            .gate
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        set_gate(&self.gate, true);
     }
 
-    /// Lets held connects proceed.
+    /// Holds every discovery log read until [`release`](Self::release).
+    pub fn hold_reads(&self) {
+        set_gate(&self.read_gate, true);
+    }
+
+    /// Lets held connects and reads proceed.
     pub fn release(&self) {
-        *self
-            .gate
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
-        self.gate.1.notify_all();
-    }
-
-    fn dc_of(&self, device: &str) -> Result<SimDc, KernelError> {
-        let s = self.state();
-        let key = s
-            .controllers
-            .get(device)
-            .map(|(_, k)| k.clone())
-            .ok_or_else(|| KernelError::Ioctl {
-                command: "sim".into(),
-                device: device.into(),
-                errno: Errno::ENODEV,
-            })?;
-        s.dcs.get(&key).cloned().ok_or_else(|| KernelError::Ioctl {
-            command: "sim".into(),
-            device: device.into(),
-            errno: Errno::EIO,
-        })
+        set_gate(&self.gate, false);
+        set_gate(&self.read_gate, false);
     }
 }
 
@@ -300,6 +324,7 @@ impl Kernel for SimKernel {
     }
 
     fn discovery_log(&self, device: &str, lsp: u8) -> Result<DiscoveryLogPage, KernelError> {
+        wait_open(&self.read_gate);
         let dc = self.dc_of(device)?;
         self.state().log_reads.push((device.into(), lsp));
         if let Some(errno) = dc.log_errno {
@@ -325,5 +350,41 @@ impl Kernel for SimKernel {
             .get(host)
             .cloned()
             .ok_or_else(|| format!("cannot resolve {host}: unknown host"))
+    }
+}
+
+/// A simulation with `n` reachable DCs (10.x.y.z), each listing 8 NVM
+/// subsystems, and the configuration that names them all.
+pub fn populated(n: usize) -> (Arc<SimKernel>, stas_common::config::StafdConfig) {
+    let sim = SimKernel::new();
+    let mut text = String::from("[Controllers]\n");
+    for i in 0..n {
+        let traddr = format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256 + 1);
+        let entries = (0..8)
+            .map(|k| DiscoveryLogEntry {
+                traddr: format!("10.200.{}.{k}", i % 256),
+                trsvcid: "4420".into(),
+                subnqn: format!("nqn.2024-01.io.sim:dc{i}:sub{k}"),
+                ..DiscoveryLogEntry::default()
+            })
+            .collect();
+        sim.add_dc(&traddr, "8009", DcType::None, entries);
+        text.push_str(&format!("controller = transport=tcp;traddr={traddr}\n"));
+    }
+    let cfg = stas_common::config::parse_stafd(&text, "--sim")
+        .map(|(c, _)| c)
+        .unwrap_or_default();
+    (sim, cfg)
+}
+
+/// A host identity for simulations.
+pub fn host() -> crate::dc::HostInfo {
+    crate::dc::HostInfo {
+        hostnqn: "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-000000000001".into(),
+        hostid: "00000000-0000-4000-8000-000000000001".into(),
+        hostid_bytes: None,
+        hostname: "sim".into(),
+        os_version: "Linux sim".into(),
+        symname: None,
     }
 }
