@@ -57,6 +57,21 @@ impl KernelPaths {
         }
     }
 
+    /// The ACPI NBFT tables (`NBFT`, `NBFT1`, ...) and their bytes.
+    pub fn nbft_tables(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let dir = self.sys.join("firmware/acpi/tables");
+        let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("NBFT"))
+                    .filter_map(|e| std::fs::read(e.path()).ok().map(|b| (e.path(), b)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
     /// `/dev/nvme-fabrics`.
     pub fn fabrics(&self) -> PathBuf {
         self.dev.join("nvme-fabrics")

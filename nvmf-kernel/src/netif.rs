@@ -20,6 +20,16 @@ pub struct InterfaceAddrs {
     pub up: bool,
     /// Whether it supports multicast.
     pub multicast: bool,
+    /// Its hardware address, when it has one (Ethernet, loopback).
+    pub mac: Option<[u8; 6]>,
+}
+
+/// The interface whose hardware address is `mac` (NBFT names NICs by MAC).
+pub fn interface_with_mac(interfaces: &[InterfaceAddrs], mac: &[u8; 6]) -> Option<String> {
+    interfaces
+        .iter()
+        .find(|i| i.mac.as_ref() == Some(mac))
+        .map(|i| i.name.clone())
 }
 
 /// Lists every interface with its addresses (`getifaddrs`).
@@ -38,6 +48,7 @@ pub fn interfaces() -> Result<Vec<InterfaceAddrs>, KernelError> {
                     addrs: Vec::new(),
                     up: ifa.flags.contains(InterfaceFlags::IFF_UP),
                     multicast: ifa.flags.contains(InterfaceFlags::IFF_MULTICAST),
+                    mac: None,
                 });
                 out.len().saturating_sub(1)
             }
@@ -47,8 +58,18 @@ pub fn interfaces() -> Result<Vec<InterfaceAddrs>, KernelError> {
                 .map(|s| IpAddr::V4(s.ip()))
                 .or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
         });
-        if let (Some(a), Some(entry)) = (addr, out.get_mut(idx)) {
-            entry.addrs.push(a);
+        let mac = ifa
+            .address
+            .as_ref()
+            .and_then(|a| a.as_link_addr())
+            .and_then(|l| l.addr());
+        if let Some(entry) = out.get_mut(idx) {
+            if let Some(a) = addr {
+                entry.addrs.push(a);
+            }
+            if mac.is_some() {
+                entry.mac = mac;
+            }
         }
     }
     Ok(out)

@@ -41,6 +41,10 @@ pub trait Kernel: Send + Sync + 'static {
     fn discovery_log(&self, device: &str, lsp: u8) -> Result<DiscoveryLogPage, KernelError>;
     /// Resolves a host name (getaddrinfo).
     fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String>;
+    /// The NBFT ACPI tables (path, bytes).
+    fn nbft_tables(&self) -> Vec<(std::path::PathBuf, Vec<u8>)>;
+    /// The interface with hardware address `mac`.
+    fn interface_with_mac(&self, mac: &[u8; 6]) -> Option<String>;
 }
 
 /// The running kernel.
@@ -129,6 +133,14 @@ impl Kernel for SystemKernel {
             DiscoveryLogLimits::default(),
         )
         .map(|l| l.page)
+    }
+
+    fn nbft_tables(&self) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        self.paths.nbft_tables()
+    }
+
+    fn interface_with_mac(&self, mac: &[u8; 6]) -> Option<String> {
+        nvmf_kernel::netif::interface_with_mac(&nvmf_kernel::netif::interfaces().ok()?, mac)
     }
 
     fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {

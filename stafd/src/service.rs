@@ -117,6 +117,8 @@ pub struct Service {
     signals: Arc<dyn Signals>,
     lkc: Option<LkcFile>,
     view: View,
+    /// Discovery controllers from the boot firmware, read once (§13.1).
+    nbft: Option<Vec<Cid>>,
     /// Counters.
     pub stats: Stats,
     shutting_down: bool,
@@ -191,6 +193,7 @@ impl Service {
             signals,
             lkc,
             view: view.clone(),
+            nbft: None,
             stats: Stats::default(),
             shutting_down: false,
         };
@@ -272,6 +275,36 @@ impl Service {
         }
     }
 
+    /// The NBFT's discovery controllers, parsed at first use; a table that
+    /// does not parse contributes nothing (as in libnvme) and is logged.
+    fn nbft_cids(&mut self) -> Vec<Cid> {
+        if let Some(c) = &self.nbft {
+            return c.clone();
+        }
+        let tables = self.ctx.kernel.nbft_tables();
+        if !tables.is_empty() {
+            let paths: Vec<String> = tables
+                .iter()
+                .map(|(p, _)| p.display().to_string())
+                .collect();
+            log::info!("NBFT location(s): {paths:?}");
+        }
+        let parsed: Vec<nvmf_proto::nbft::Nbft> = tables
+            .iter()
+            .filter_map(|(p, b)| match nvmf_proto::nbft::Nbft::parse(b) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    log::warn!("{}: {e}; ignored", p.display());
+                    None
+                }
+            })
+            .collect();
+        let kernel = self.ctx.kernel.clone();
+        let cids = stas_common::nbft::discovery_cids(&parsed, |mac| kernel.interface_with_mac(mac));
+        self.nbft = Some(cids.clone());
+        cids
+    }
+
     /// Resolves configured host names (§3.10) on the blocking pool.
     async fn resolve(&self, tids: Vec<Tid>) -> Vec<Tid> {
         let family = self.config().global.ip_family;
@@ -324,11 +357,13 @@ impl Service {
         let cfg = self.config();
         let ctx = self.tid_context();
 
+        let nbft = self.nbft_cids();
         let configured: Vec<Tid> = cfg
             .controllers
             .iter()
-            .map(|spec| {
-                let mut cid = spec.cid.clone();
+            .map(|spec| spec.cid.clone())
+            .chain(nbft)
+            .map(|mut cid| {
                 let nqn = cid.entry("subsysnqn".into()).or_default();
                 if nqn.is_empty() {
                     *nqn = WELL_KNOWN_DISCOVERY_NQN.into();

@@ -59,6 +59,8 @@ pub struct SimState {
     pub lid0_reads: u32,
     /// Host name resolutions.
     pub names: BTreeMap<String, Vec<IpAddr>>,
+    /// NBFT tables the firmware provides.
+    pub nbft: Vec<Vec<u8>>,
 }
 
 /// The simulated kernel.
@@ -342,6 +344,19 @@ impl Kernel for SimKernel {
             what: "sim".into(),
             source,
         })
+    }
+
+    fn nbft_tables(&self) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        self.state()
+            .nbft
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (std::path::PathBuf::from(format!("/sim/NBFT{i}")), b.clone()))
+            .collect()
+    }
+
+    fn interface_with_mac(&self, _mac: &[u8; 6]) -> Option<String> {
+        None
     }
 
     fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {

@@ -606,3 +606,29 @@ async fn last_known_config_restores_cached_pages_before_connecting() {
     h.stop().await;
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(start_paused = true)]
+async fn nbft_discovery_controllers_are_configured() {
+    let sim = SimKernel::new();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/data/fuzz-seeds/nbft/dell-r760.bin");
+    sim.state().nbft = vec![
+        std::fs::read(fixture).unwrap(),
+        vec![0xca, 0xfe, 0xba, 0xbe],
+    ];
+    sim.add_dc(
+        "100.71.103.50",
+        "8009",
+        DcType::None,
+        vec![nvme("100.71.103.48", "nqn.a")],
+    );
+    let h = start_with(sim, config(""), None);
+    let d = h.steady("100.71.103.50").await;
+    assert_eq!(d.origin, Some(Origin::Configured));
+    assert_eq!(
+        d.tid.host_nqn,
+        "nqn.1988-11.com.dell:PowerEdge.R760.1234567"
+    );
+    assert_eq!(h.dcs().len(), 1, "the corrupt table adds nothing");
+    h.stop().await;
+}

@@ -7,6 +7,7 @@
 //! | [`timespan`] | the time-span syntax of `zeroconf-connections-persistence` |
 //! | [`tid`] | transport IDs: defaults, identity, string and dict forms, exclusion, address filtering |
 //! | [`matching`] | whether an existing kernel connection serves a transport ID (adopt, don't duplicate) |
+//! | [`nbft`] | discovery controllers named by the boot firmware (NBFT) |
 //! | [`lkc`] | the last-known-configuration file that survives daemon restarts |
 //! | [`logging`] | stderr logging with syslog priorities for journald, `tron` at run time |
 //! | [`notify`] | `sd_notify` without libsystemd |
@@ -20,6 +21,7 @@ pub mod ini;
 pub mod lkc;
 pub mod logging;
 pub mod matching;
+pub mod nbft;
 pub mod notify;
 pub mod tid;
 pub mod timespan;
