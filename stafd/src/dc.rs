@@ -245,6 +245,7 @@ impl DcHandle {
             removed: false,
             resync: false,
             refetch: false,
+            registered: false,
         };
         let task = tokio::spawn(dc.run());
         Self {
@@ -305,6 +306,8 @@ struct Dc {
     removed: bool,
     resync: bool,
     refetch: bool,
+    /// Registered with the DC (DIM) on the current connection.
+    registered: bool,
 }
 
 enum Next {
@@ -424,6 +427,18 @@ impl Dc {
         }
         let keep = self.stop.unwrap_or(true);
         if let (Some(dev), false) = (device, keep) {
+            if self.registered {
+                // Tell the CDC/DDC we are leaving before we go (TP8010);
+                // upstream never deregisters.
+                let (d, data) = (dev.clone(), self.registration());
+                match self
+                    .blocking(move |k| k.register(&d, Tas::Deregister, &data))
+                    .await
+                {
+                    Ok(_) => log::info!("{} | {dev} - Deregistered", self.tid),
+                    Err(e) => log::warn!("{} | {dev} - Deregistration failed: {e}", self.tid),
+                }
+            }
             log::info!("{} | {dev} - Disconnect initiated", self.tid);
             let d = dev.clone();
             if let Err(e) = self.blocking(move |k| k.disconnect(&d)).await {
@@ -565,6 +580,7 @@ impl Dc {
                     s.connected = false;
                     s.connect_attempts = 0;
                 });
+                self.registered = false;
                 return Next::Reconnect(FAST_RETRY);
             }
             if std::mem::take(&mut self.resync) {
@@ -584,6 +600,7 @@ impl Dc {
                     {
                         Ok(_) => {
                             register_failed = false;
+                            self.registered = true;
                             stage = self.after_registration(dctype);
                         }
                         Err(e) if e.contains("NVMe status") => {

@@ -632,3 +632,52 @@ async fn nbft_discovery_controllers_are_configured() {
     assert_eq!(h.dcs().len(), 1, "the corrupt table adds nothing");
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn removed_ddc_is_deregistered_before_disconnect_but_not_at_shutdown() {
+    use nvmf_proto::dim::Tas;
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::Ddc, vec![]);
+    sim.add_dc("10.0.0.2", "8009", DcType::Ddc, vec![]);
+    let h = start_with(
+        sim.clone(),
+        config("[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\ncontroller = transport=tcp;traddr=10.0.0.2\n"),
+        None,
+    );
+    h.steady("10.0.0.1").await;
+    h.steady("10.0.0.2").await;
+    let dev2 = h.dc("10.0.0.2").unwrap().device.unwrap();
+    h.handle.send(Input::Reload(config(ONE_DC)));
+    until("removed DC disconnected", || {
+        sim.state().disconnects == [dev2.clone()]
+    })
+    .await;
+    let regs = sim.state().registrations.clone();
+    assert!(regs.contains(&(dev2.clone(), Tas::Deregister)), "{regs:?}");
+    h.stop().await;
+    let regs = sim.state().registrations.clone();
+    assert_eq!(
+        regs.iter().filter(|(_, t)| *t == Tas::Deregister).count(),
+        1,
+        "persistent at shutdown: no deregistration"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn unique_discovery_nqn_is_a_discovery_connection_with_kato() {
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::Cdc, vec![]);
+    let h = start_with(sim.clone(), config("[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1;nqn=nqn.2024-01.io.example:cdc\n"), None);
+    h.steady("10.0.0.1").await;
+    let c = sim.state().connects[0].clone();
+    assert_eq!(c.nqn, "nqn.2024-01.io.example:cdc");
+    assert_eq!(c.kind, ControllerKind::Discovery);
+    assert_eq!(c.keep_alive_tmo, Some(30));
+    let opts = nvmf_kernel::fabrics::build_option_string(
+        &c,
+        &nvmf_kernel::fabrics::SupportedOptions::parse(crate::sim::OPTIONS_61),
+    )
+    .unwrap();
+    assert!(opts.text.contains(",discovery"), "{}", opts.text);
+    h.stop().await;
+}
