@@ -210,7 +210,23 @@ pub struct DcHandle {
     pub task: tokio::task::JoinHandle<()>,
 }
 
+/// A way to send commands to a DC task from elsewhere.
+#[derive(Debug, Clone)]
+pub struct DcCommander(mpsc::UnboundedSender<Command>);
+
+impl DcCommander {
+    /// Sends a command (ignored if the task has ended).
+    pub fn send(&self, cmd: Command) {
+        let _ = self.0.send(cmd);
+    }
+}
+
 impl DcHandle {
+    /// A sender for this task's commands.
+    pub fn commander(&self) -> DcCommander {
+        DcCommander(self.tx.clone())
+    }
+
     /// Starts a DC task, optionally with a log page restored from the
     /// last-known configuration (served at once, before it connects).
     pub fn spawn(

@@ -23,7 +23,9 @@ use stas_common::tid::{filter_addresses, parse_ip, remove_excluded, Tid, TidCont
 use stas_common::Cid;
 use tokio::sync::{mpsc, watch};
 
-use crate::dc::{lock, Command, DcContext, DcHandle, DcStatus, HostInfo, Notice, Origin};
+use crate::dc::{
+    lock, Command, DcCommander, DcContext, DcHandle, DcStatus, HostInfo, Notice, Origin,
+};
 use crate::kernel::Kernel;
 
 /// Most DCs accepted from referrals: a peer that invents a new referral on
@@ -116,6 +118,12 @@ pub struct Service {
     inputs: mpsc::UnboundedReceiver<Input>,
     signals: Arc<dyn Signals>,
     lkc: Option<LkcFile>,
+    /// The newest snapshot for the saver task (which writes off the loop),
+    /// and the task.
+    lkc_tx: Option<(
+        watch::Sender<Option<LastKnownConfig>>,
+        tokio::task::JoinHandle<()>,
+    )>,
     view: View,
     /// Discovery controllers from the boot firmware, read once (§13.1).
     nbft: Option<Vec<Cid>>,
@@ -191,6 +199,7 @@ impl Service {
             notices,
             inputs,
             signals,
+            lkc_tx: None,
             lkc,
             view: view.clone(),
             nbft: None,
@@ -255,8 +264,7 @@ impl Service {
         self.publish_view();
     }
 
-    fn save_lkc(&self) {
-        let Some(file) = &self.lkc else { return };
+    fn lkc_snapshot(&self) -> LastKnownConfig {
         let controllers = self
             .dcs
             .values()
@@ -270,7 +278,45 @@ impl Service {
                 }
             })
             .collect();
-        if let Err(e) = file.save(&LastKnownConfig { controllers }) {
+        LastKnownConfig { controllers }
+    }
+
+    /// Hands the current state to the saver task, which writes it on the
+    /// blocking pool (an fsync must not stall the loop); snapshots that pile
+    /// up meanwhile collapse into the newest.
+    fn save_lkc(&mut self) {
+        let Some(file) = self.lkc.clone() else { return };
+        let snapshot = self.lkc_snapshot();
+        let (tx, _) = self.lkc_tx.get_or_insert_with(|| {
+            let (tx, mut rx) = watch::channel::<Option<LastKnownConfig>>(None);
+            let saver = tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let Some(value) = rx.borrow_and_update().clone() else {
+                        continue;
+                    };
+                    let f = file.clone();
+                    let r = tokio::task::spawn_blocking(move || f.save(&value)).await;
+                    if let Ok(Err(e)) = r {
+                        log::error!("Unable to save last known config: {e}");
+                    }
+                }
+            });
+            (tx, saver)
+        });
+        let _ = tx.send(Some(snapshot));
+    }
+
+    /// Writes the state now and waits for it (shutdown), after any write
+    /// the saver task has in flight, so the last write is the newest.
+    async fn save_lkc_now(&mut self) {
+        if let Some((tx, saver)) = self.lkc_tx.take() {
+            drop(tx);
+            let _ = saver.await;
+        }
+        let Some(file) = self.lkc.clone() else { return };
+        let snapshot = self.lkc_snapshot();
+        let r = tokio::task::spawn_blocking(move || file.save(&snapshot)).await;
+        if let Ok(Err(e)) = r {
             log::error!("Unable to save last known config: {e}");
         }
     }
@@ -473,19 +519,28 @@ impl Service {
                 // Events were lost: whatever they said, find out again.
                 self.stats.resyncs = self.stats.resyncs.saturating_add(1);
                 log::warn!("Kernel events were lost (uevent socket overflow); resynchronising every discovery controller");
-                let present: BTreeSet<String> = self
-                    .ctx
-                    .kernel
-                    .controllers()
-                    .map(|v| v.into_iter().map(|c| c.name).collect())
-                    .unwrap_or_default();
-                for e in self.dcs.values() {
-                    let dev = lock(&e.handle.status).device.clone();
-                    match dev {
-                        Some(d) if !present.contains(&d) => e.handle.send(Command::Removed),
-                        _ => e.handle.send(Command::Resync),
+                let kernel = self.ctx.kernel.clone();
+                let dcs: Vec<(Option<String>, DcCommander)> = self
+                    .dcs
+                    .values()
+                    .map(|e| (lock(&e.handle.status).device.clone(), e.handle.commander()))
+                    .collect();
+                // The sysfs scan runs on the blocking pool, not on the loop.
+                tokio::spawn(async move {
+                    let present: BTreeSet<String> =
+                        tokio::task::spawn_blocking(move || kernel.controllers())
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                            .map(|v| v.into_iter().map(|c| c.name).collect())
+                            .unwrap_or_default();
+                    for (dev, c) in dcs {
+                        match dev {
+                            Some(d) if !present.contains(&d) => c.send(Command::Removed),
+                            _ => c.send(Command::Resync),
+                        }
                     }
-                }
+                });
             }
             UeventItem::Event(ev) => self.route(&ev),
         }
@@ -600,7 +655,7 @@ impl Service {
     /// Shutdown (§6.11): save, stop every DC (keeping kernel connections if
     /// persistent-connections), wait for them.
     async fn drain(mut self) -> Stats {
-        self.save_lkc();
+        self.save_lkc_now().await;
         let keep = self.config().persistent_connections;
         let handles: Vec<DcHandle> = std::mem::take(&mut self.dcs)
             .into_values()
