@@ -45,18 +45,23 @@ pub trait Kernel: Send + Sync + 'static {
     fn nbft_tables(&self) -> Vec<(std::path::PathBuf, Vec<u8>)>;
     /// The interface with hardware address `mac`.
     fn interface_with_mac(&self, mac: &[u8; 6]) -> Option<String>;
+    /// Starts nvme-cli's `nvmf-connect@<instance>.service` for a discovery
+    /// controller stafd does not manage (what nvme-cli's masked udev rule
+    /// would have done). Must not block.
+    fn forward_to_nvme_cli(&self, instance: &str);
 }
 
 /// The running kernel.
 #[derive(Debug, Clone)]
 pub struct SystemKernel {
     paths: KernelPaths,
+    systemctl: Option<std::path::PathBuf>,
 }
 
 impl SystemKernel {
-    /// The kernel under `paths`.
-    pub fn new(paths: KernelPaths) -> Self {
-        Self { paths }
+    /// The kernel under `paths`; `systemctl` for nvme-cli interop.
+    pub fn new(paths: KernelPaths, systemctl: Option<std::path::PathBuf>) -> Self {
+        Self { paths, systemctl }
     }
 
     fn device(&self, device: &str) -> Result<NvmeDevice, KernelError> {
@@ -141,6 +146,24 @@ impl Kernel for SystemKernel {
 
     fn interface_with_mac(&self, mac: &[u8; 6]) -> Option<String> {
         nvmf_kernel::netif::interface_with_mac(&nvmf_kernel::netif::interfaces().ok()?, mac)
+    }
+
+    fn forward_to_nvme_cli(&self, instance: &str) {
+        let Some(systemctl) = &self.systemctl else {
+            return;
+        };
+        let unit = format!("nvmf-connect@{instance}.service");
+        match std::process::Command::new(systemctl)
+            .args(["--quiet", "--no-block", "restart", &unit])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+        {
+            // Reap it without waiting here: its exit status is ignored.
+            Ok(mut child) => {
+                std::thread::spawn(move || child.wait());
+            }
+            Err(e) => log::warn!("cannot run {}: {e}", systemctl.display()),
+        }
     }
 
     fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {

@@ -8,6 +8,7 @@
 
 mod dc;
 mod dlpe;
+mod interop;
 mod kernel;
 mod service;
 mod sim;
@@ -242,8 +243,21 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
         PROG,
     );
     let host = host_info(&sys, &paths);
+    // Mask nvme-cli's autoconnect rule while stafd runs (§6.10).
+    let systemctl = interop::find_systemctl();
+    let override_path = Path::new(interop::OVERRIDE);
+    let installed = match interop::install(
+        override_path,
+        systemctl.as_deref().unwrap_or(Path::new("systemctl")),
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            log::warn!("cannot write {}: {e}", override_path.display());
+            false
+        }
+    };
     let (mut svc, handle) = Service::new(
-        Arc::new(SystemKernel::new(paths)),
+        Arc::new(SystemKernel::new(paths, systemctl)),
         host,
         Arc::new(cfg),
         Arc::new(NoSignals),
@@ -301,6 +315,9 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
         }
     }
     let _ = notify::notify("STOPPING=1");
+    if installed {
+        interop::remove(override_path);
+    }
     handle.send(Input::Shutdown);
     // A second signal while draining ends the process at once.
     tokio::select! {

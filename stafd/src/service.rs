@@ -552,6 +552,7 @@ impl Service {
         }
         let dev = ev.devname();
         let Some(e) = self.device_owner(dev) else {
+            self.forward_unmanaged(ev);
             return;
         };
         let tid = lock(&e.handle.status).tid.clone();
@@ -573,6 +574,47 @@ impl Service {
             }
             _ => {}
         }
+    }
+
+    /// A discovery event on a controller stafd does not manage: do what
+    /// nvme-cli's masked udev rule would have done (§6.10).
+    fn forward_unmanaged(&self, ev: &Uevent) {
+        if ev.action != nvmf_kernel::uevent::Action::Change {
+            return;
+        }
+        let dev = ev.devname().to_owned();
+        let aen_change = ev
+            .aen()
+            .is_some_and(|a| a.is_ok_and(|a| a.is_discovery_log_change()));
+        let rediscover = ev.nvme_event() == Some("rediscover");
+        if !aen_change && !rediscover {
+            return;
+        }
+        if aen_change {
+            log::info!(
+                "{dev} - Received AEN: Change of Discovery Log Page ({})",
+                ev.get("NVME_AEN").unwrap_or_default()
+            );
+        } else {
+            log::info!("{dev} - Received \"rediscover\" event");
+        }
+        let instance = crate::interop::connect_instance(
+            &dev,
+            ev.get("NVME_HOST_TRADDR"),
+            ev.get("NVME_HOST_IFACE"),
+        );
+        let kernel = self.ctx.kernel.clone();
+        // Whether it is a DC needs sysfs: ask on the blocking pool.
+        tokio::task::spawn_blocking(move || {
+            let is_dc = kernel
+                .controllers()
+                .ok()
+                .and_then(|v| v.into_iter().find(|c| c.name == dev))
+                .is_some_and(|c| c.is_discovery());
+            if is_dc {
+                kernel.forward_to_nvme_cli(&instance);
+            }
+        });
     }
 
     fn on_notice(&mut self, n: Notice) -> bool {

@@ -61,6 +61,8 @@ pub struct SimState {
     pub names: BTreeMap<String, Vec<IpAddr>>,
     /// NBFT tables the firmware provides.
     pub nbft: Vec<Vec<u8>>,
+    /// nvmf-connect@ instances started for unmanaged DCs.
+    pub forwarded: Vec<String>,
 }
 
 /// The simulated kernel.
@@ -357,6 +359,10 @@ impl Kernel for SimKernel {
 
     fn interface_with_mac(&self, _mac: &[u8; 6]) -> Option<String> {
         None
+    }
+
+    fn forward_to_nvme_cli(&self, instance: &str) {
+        self.state().forwarded.push(instance.to_owned());
     }
 
     fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {

@@ -681,3 +681,37 @@ async fn unique_discovery_nqn_is_a_discovery_connection_with_kato() {
     assert!(opts.text.contains(",discovery"), "{}", opts.text);
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn events_of_unmanaged_dcs_are_forwarded_to_nvme_cli() {
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::None, vec![]);
+    sim.add_dc("10.0.0.7", "8009", DcType::None, vec![]);
+    let mut o = ConnectOptions::new(
+        ControllerKind::Discovery,
+        "tcp",
+        WELL_KNOWN_DISCOVERY_NQN,
+        Some("10.0.0.7"),
+    );
+    o.trsvcid = Some("8009".into());
+    let other = sim.add_existing(o);
+    let h = start_with(sim.clone(), config(ONE_DC), None);
+    h.steady("10.0.0.1").await;
+    h.uevent(&[
+        &format!("change@/devices/virtual/nvme-fabrics/ctl/{other}"),
+        "SUBSYSTEM=nvme",
+        "NVME_AEN=0x70f002",
+        "NVME_HOST_TRADDR=none",
+        "NVME_HOST_IFACE=eth1",
+    ]);
+    until("forwarded", || !sim.state().forwarded.is_empty()).await;
+    assert_eq!(
+        sim.state().forwarded,
+        [format!("--device\\x3d{other}\\x09--host-iface\\x3deth1")]
+    );
+    // Our own DC's AEN is not forwarded.
+    h.aen("nvme1");
+    settle().await;
+    assert_eq!(sim.state().forwarded.len(), 1);
+    h.stop().await;
+}
