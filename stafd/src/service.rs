@@ -87,7 +87,6 @@ pub struct View {
 
 impl View {
     /// A snapshot of every DC's status, in TID order.
-    #[cfg_attr(not(test), allow(dead_code))] // read by the D-Bus layer, next
     pub fn snapshot(&self) -> Vec<DcStatus> {
         let list = self
             .dcs
@@ -146,7 +145,6 @@ impl std::fmt::Debug for Service {
 pub struct ServiceHandle {
     tx: mpsc::UnboundedSender<Input>,
     /// What the service knows, for D-Bus.
-    #[cfg_attr(not(test), allow(dead_code))] // read by the D-Bus layer, next
     pub view: View,
 }
 
@@ -426,25 +424,32 @@ impl Service {
             .filter(|t| !t.transport.is_empty() && (!t.traddr.is_empty() || t.transport == "loop"))
             .collect();
 
-        let mut referrals = Vec::new();
-        for e in self.dcs.values() {
+        // Referrals are followed outward from the configured DCs only: a DC
+        // that is no longer wanted does not keep its referrals alive, and a
+        // cycle of referrals cannot keep itself alive either.
+        let mut referrals: Vec<Tid> = Vec::new();
+        let mut seen: BTreeSet<Tid> = configured.iter().cloned().collect();
+        let mut frontier: Vec<Tid> = configured.clone();
+        while let Some(t) = frontier.pop() {
+            let Some(e) = self.dcs.get(&t) else { continue };
             let s = e.handle.snapshot();
             for r in s.referrals() {
-                referrals.push(Tid::from_dlpe(
+                let tid = Tid::from_dlpe(
                     r,
                     &s.tid.host_traddr,
                     &s.tid.host_iface,
                     &s.tid.host_nqn,
                     &ctx,
-                ));
+                );
+                if referrals.len() >= MAX_REFERRALS {
+                    log::warn!("more than {MAX_REFERRALS} referrals; following only the first {MAX_REFERRALS}");
+                    break;
+                }
+                if seen.insert(tid.clone()) {
+                    referrals.push(tid.clone());
+                    frontier.push(tid);
+                }
             }
-        }
-        if referrals.len() > MAX_REFERRALS {
-            log::warn!(
-                "{} referrals, following only the first {MAX_REFERRALS}",
-                referrals.len()
-            );
-            referrals.truncate(MAX_REFERRALS);
         }
 
         let mut origin_of: BTreeMap<Tid, Origin> = BTreeMap::new();

@@ -468,18 +468,19 @@ async fn reload_without_the_controller_disconnects_it() {
     sim.add_dc("10.0.0.1", "8009", DcType::None, vec![]);
     sim.add_dc("10.0.0.2", "8009", DcType::None, vec![]);
     let h = start_with(sim, config("[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\ncontroller = transport=tcp;traddr=10.0.0.2\n"), None);
-    h.steady("10.0.0.1").await;
+    let kept = h.steady("10.0.0.1").await.device.unwrap();
     h.steady("10.0.0.2").await;
     h.handle.send(Input::Reload(config(ONE_DC)));
     until("removed", || h.dc("10.0.0.2").is_none()).await;
     until("disconnected", || h.sim.state().disconnects.len() == 1).await;
     assert_eq!(h.signals.removed.load(Ordering::SeqCst), 1);
+    // The two DCs connect concurrently: which one is nvme0 is not fixed.
     until("resync re-read the kept DC", || {
         h.sim
             .state()
             .log_reads
             .iter()
-            .filter(|(d, _)| d == "nvme0")
+            .filter(|(d, _)| *d == kept)
             .count()
             == 2
     })
@@ -713,5 +714,28 @@ async fn events_of_unmanaged_dcs_are_forwarded_to_nvme_cli() {
     h.aen("nvme1");
     settle().await;
     assert_eq!(sim.state().forwarded.len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn removing_a_dc_removes_the_referrals_only_it_named() {
+    let sim = SimKernel::new();
+    // A -> B -> C -> B: a chain ending in a cycle, all hanging off A.
+    sim.add_dc("10.0.0.1", "8009", DcType::None, vec![referral("10.0.0.2")]);
+    sim.add_dc("10.0.0.2", "8009", DcType::None, vec![referral("10.0.0.3")]);
+    sim.add_dc("10.0.0.3", "8009", DcType::None, vec![referral("10.0.0.2")]);
+    sim.add_dc("10.0.0.9", "8009", DcType::None, vec![]);
+    let h = start_with(sim.clone(), config(ONE_DC), None);
+    h.steady("10.0.0.3").await;
+    assert_eq!(h.dcs().len(), 3);
+    h.handle.send(Input::Reload(config(
+        "[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.9\n",
+    )));
+    until("only the new DC left", || {
+        let d = h.dcs();
+        d.len() == 1 && d[0].tid.traddr == "10.0.0.9"
+    })
+    .await;
+    until("three disconnected", || sim.state().disconnects.len() == 3).await;
     h.stop().await;
 }
