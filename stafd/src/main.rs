@@ -6,6 +6,7 @@
 //! nvme-stas's stafd: same /etc/stas files and behaviour (see the spec in
 //! shared/spec/nvme-stas-behaviour.md §6).
 
+mod dbus;
 mod dc;
 mod dlpe;
 mod interop;
@@ -24,10 +25,11 @@ use nvmf_kernel::uevent::{UeventStream, DEFAULT_RCVBUF};
 use nvmf_kernel::KernelPaths;
 use stas_common::config::{self, StafdConfig, SysConf};
 use stas_common::lkc::LkcFile;
+use stas_common::tid::TidContext;
 use stas_common::{logging, notify};
 
 use crate::dc::HostInfo;
-use crate::kernel::SystemKernel;
+use crate::kernel::{Kernel, SystemKernel};
 use crate::service::{Input, NoSignals, Service};
 
 const PROG: &str = "stafd";
@@ -66,6 +68,10 @@ struct Args {
     /// connected and read.
     #[arg(long, hide = true)]
     sim: Option<usize>,
+    /// Use the D-Bus bus at this address instead of the system bus (tests);
+    /// also taken from $STAS_BUS_ADDRESS.
+    #[arg(long = "bus-address", hide = true)]
+    bus_address: Option<String>,
 }
 
 fn load_config(path: &Path) -> Result<StafdConfig, String> {
@@ -256,14 +262,53 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
             false
         }
     };
+    let kernel = Arc::new(SystemKernel::new(paths.clone(), systemctl));
+    let supported = kernel
+        .supported_options()
+        .unwrap_or_else(|_| nvmf_kernel::fabrics::SupportedOptions::legacy());
+    let tid_context = dbus::SharedTidContext::new(TidContext {
+        host_nqn: sys.hostnqn.clone(),
+        ignore_iface: cfg.global.ignore_iface,
+    });
+    let lkc_path = lkc.path().to_path_buf();
+    let (dbus_signals, signal_queue) = dbus::signals();
     let (mut svc, handle) = Service::new(
-        Arc::new(SystemKernel::new(paths, systemctl)),
+        kernel,
         host,
         Arc::new(cfg),
-        Arc::new(NoSignals),
+        Arc::new(dbus_signals),
         Some(lkc),
     );
     svc.restore();
+    let dbus_cfg = dbus::DbusConfig {
+        view: handle.view.clone(),
+        tid_context: tid_context.clone(),
+        sys: sys.clone(),
+        lkc_path: Some(lkc_path),
+        kernel_tp8013: supported.contains("discovery"),
+        kernel_host_iface: supported.contains("host_iface"),
+        device_info: Some(Arc::new(move |dev: &str| {
+            nvmf_kernel::sysfs::Sysfs::new(&paths)
+                .controller(dev)
+                .ok()
+                .flatten()
+        })),
+    };
+    let bus_address = args
+        .bus_address
+        .clone()
+        .or_else(|| std::env::var(dbus::ADDRESS_ENV).ok());
+    // Kept for the life of the daemon: dropping it leaves the bus.
+    let _dbus = match dbus::serve(bus_address.as_deref(), dbus_cfg, signal_queue).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            eprintln!("cannot register {} on D-Bus: {e}", dbus::BUS_NAME);
+            if installed {
+                interop::remove(override_path);
+            }
+            return ExitCode::from(1);
+        }
+    };
     let service = tokio::spawn(svc.run());
 
     let h = handle.clone();
@@ -299,6 +344,10 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
                 match load_config(&conf_file) {
                     Ok(c) => {
                         logging::set_tron(c.global.tron);
+                        tid_context.set(TidContext {
+                            host_nqn: sys.hostnqn.clone(),
+                            ignore_iface: c.global.ignore_iface,
+                        });
                         handle.send(Input::Reload(Arc::new(c)));
                         log::info!("configuration reloaded from {}", conf_file.display());
                     }
