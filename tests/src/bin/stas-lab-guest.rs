@@ -29,6 +29,8 @@ use nvmf_proto::dlp::DiscoveryLogPage;
 use nvmf_proto::types::{AdrFam, CntrlType, DcType, SubType};
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 
+mod guest_stafd;
+
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:4c4c4544-0000-1000-8000-00000000cafe";
 const HOSTID: &str = "4c4c4544-0000-1000-8000-00000000cafe";
 const PREFIX: &str = "nqn.2024-01.io.stas.lab";
@@ -851,8 +853,9 @@ fn main() {
     let mut r = Report { failed: 0 };
     match scenario.as_str() {
         "kernel" => kernel(&mut r),
+        "stafd" => guest_stafd::scenario(&mut r),
         other => {
-            eprintln!("stas-lab-guest: unknown scenario {other:?}; known: kernel");
+            eprintln!("stas-lab-guest: unknown scenario {other:?}; known: kernel, stafd");
             std::process::exit(2);
         }
     }
