@@ -35,6 +35,8 @@ pub struct SimDc {
     pub lid0: Option<u16>,
     /// A status DIM commands fail with.
     pub dim_status: Option<u16>,
+    /// An errno DIM commands fail with (the command did not reach the DC).
+    pub dim_errno: Option<Errno>,
     /// A failure every log page read gets.
     pub log_errno: Option<Errno>,
 }
@@ -300,6 +302,13 @@ impl Kernel for SimKernel {
             source,
         })?;
         self.state().registrations.push((device.into(), tas));
+        if let Some(errno) = dc.dim_errno {
+            return Err(KernelError::Ioctl {
+                command: "discovery information management".into(),
+                device: device.into(),
+                errno,
+            });
+        }
         match dc.dim_status {
             Some(s) => Err(KernelError::Nvme {
                 command: "discovery information management".into(),

@@ -739,3 +739,110 @@ async fn removing_a_dc_removes_the_referrals_only_it_named() {
     until("three disconnected", || sim.state().disconnects.len() == 3).await;
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn failed_log_read_is_retried_after_20s() {
+    let sim = SimKernel::new();
+    sim.add_dc(
+        "10.0.0.1",
+        "8009",
+        DcType::None,
+        vec![nvme("10.0.0.9", "nqn.a")],
+    );
+    sim.with_dc("10.0.0.1", |d| d.log_errno = Some(nvmf_kernel::Errno::EIO));
+    let h = start_with(sim.clone(), config(ONE_DC), None);
+    until("first read", || sim.state().log_reads.len() == 1).await;
+    settle().await;
+    sim.with_dc("10.0.0.1", |d| d.log_errno = None);
+    tokio::time::advance(Duration::from_secs(19)).await;
+    settle().await;
+    assert_eq!(sim.state().log_reads.len(), 1, "not before 20 s");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let d = h.steady("10.0.0.1").await;
+    assert_eq!(d.log_pages.len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn registration_that_does_not_reach_the_dc_is_retried_after_5s() {
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::Ddc, vec![]);
+    sim.with_dc("10.0.0.1", |d| {
+        d.dim_errno = Some(nvmf_kernel::Errno::EINTR)
+    });
+    let h = start_with(sim.clone(), config(ONE_DC), None);
+    until("first registration", || {
+        sim.state().registrations.len() == 1
+    })
+    .await;
+    settle().await;
+    assert!(
+        sim.state().log_reads.is_empty(),
+        "no read before registering"
+    );
+    sim.with_dc("10.0.0.1", |d| d.dim_errno = None);
+    tokio::time::advance(Duration::from_secs(4)).await;
+    settle().await;
+    assert_eq!(sim.state().registrations.len(), 1, "not before 5 s");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    h.steady("10.0.0.1").await;
+    assert_eq!(sim.state().registrations.len(), 2);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn configured_host_names_are_resolved_per_ip_family() {
+    let sim = SimKernel::new();
+    sim.state().names.insert(
+        "dc.example".into(),
+        vec!["fd00::5".parse().unwrap(), "10.0.0.5".parse().unwrap()],
+    );
+    sim.add_dc("10.0.0.5", "8009", DcType::None, vec![]);
+    sim.add_dc("fd00::5", "8009", DcType::None, vec![]);
+    let h = start_with(
+        sim.clone(),
+        config("[Controllers]\ncontroller = transport=tcp;traddr=dc.example\n"),
+        None,
+    );
+    h.steady("10.0.0.5").await;
+    assert_eq!(
+        h.dcs().len(),
+        1,
+        "the first IPv4 address wins when IPv4 is enabled"
+    );
+    h.handle.send(Input::Reload(config(
+        "[Global]\nip-family = ipv6\n[Controllers]\ncontroller = transport=tcp;traddr=dc.example\ncontroller = transport=tcp;traddr=10.0.0.7\ncontroller = transport=tcp;traddr=nowhere.example\n",
+    )));
+    h.steady("fd00::5").await;
+    until("the IPv4 DC goes", || h.dc("10.0.0.5").is_none()).await;
+    settle().await;
+    let all: Vec<String> = h.dcs().into_iter().map(|d| d.tid.traddr).collect();
+    assert_eq!(
+        all,
+        ["fd00::5"],
+        "IPv4 literal and unresolvable names dropped"
+    );
+    h.stop().await;
+}
+
+#[test]
+fn a_broken_config_file_is_refused_so_sighup_keeps_the_last_good_one() {
+    let dir = std::env::temp_dir().join(format!("stafd-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.conf");
+    let broken = dir.join("broken.conf");
+    std::fs::write(
+        &good,
+        "[Global]\nkato = soon\n[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\n",
+    )
+    .unwrap();
+    std::fs::write(&broken, "kato = 5\n[Global\n").unwrap();
+    // Bad values are diagnostics: the file is still used, with defaults.
+    let cfg = crate::load_config(&good).unwrap();
+    assert_eq!(cfg.global.kato, Some(30));
+    assert_eq!(cfg.controllers.len(), 1);
+    // An unparsable file is an error: the daemon keeps what it has.
+    let err = crate::load_config(&broken).unwrap_err();
+    assert!(err.contains("broken.conf:1"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
