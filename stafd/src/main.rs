@@ -180,33 +180,31 @@ fn main() -> ExitCode {
     };
     logging::set_tron(args.tron || cfg.global.tron);
 
-    // One thread for the logic, a bounded pool for blocking kernel calls.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_blocking_threads(8)
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(rt) = runtime() else {
+        return ExitCode::from(1);
     };
     rt.block_on(run(args, paths, sys, cfg))
 }
 
-/// `--sim N`: the real service against the simulated kernel.
-fn simulate(n: usize) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
+/// One thread for the logic, a bounded pool for blocking kernel calls.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(8)
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(1);
+            None
         }
+    }
+}
+
+/// `--sim N`: the real service against the simulated kernel.
+fn simulate(n: usize) -> ExitCode {
+    let Some(rt) = runtime() else {
+        return ExitCode::from(1);
     };
     rt.block_on(async move {
         let (sim, cfg) = sim::populated(n);

@@ -696,7 +696,8 @@ const ADDRESS_KEYS: [&str; 9] = [
 /// Keys whose values `--check-config` does not print.
 const SECRET_KEYS: [&str; 2] = ["dhchap-secret", "dhchap-ctrl-secret"];
 
-const OVERRIDE_KEYS: [&str; 10] = [
+/// Per-controller overrides of `[Global]` options (§3.8).
+pub(crate) const OVERRIDE_KEYS: [&str; 10] = [
     "hdr-digest",
     "data-digest",
     "nr-io-queues",

@@ -217,18 +217,7 @@ impl fmt::Display for Tid {
 /// in the candidate dict, so a string from an `exclude=` entry never
 /// equals them (§3.9: `exclude=kato=30` never matches). Reproduced so that
 /// an existing configuration excludes exactly what it did before.
-const TYPED_OVERRIDE_KEYS: [&str; 10] = [
-    "hdr-digest",
-    "data-digest",
-    "nr-io-queues",
-    "nr-write-queues",
-    "nr-poll-queues",
-    "queue-size",
-    "kato",
-    "reconnect-delay",
-    "ctrl-loss-tmo",
-    "disable-sqflow",
-];
+use crate::config::OVERRIDE_KEYS as TYPED_OVERRIDE_KEYS;
 
 /// Whether `candidate` (a TID's dict form) is excluded by any entry of
 /// `excludes` (§3.9): every key of the entry must be present in the

@@ -635,6 +635,42 @@ impl GuestRun {
             .collect()
     }
 
+    /// Prints the scenario's result lines (checks, details, metrics; not
+    /// blobs), for the test log.
+    pub fn print_results(&self) {
+        for line in self
+            .output
+            .lines()
+            .filter(|l| l.starts_with("@@") && !l.starts_with("@@blob"))
+        {
+            println!("{line}");
+        }
+    }
+
+    /// Every check in `expected` ran and passed, none failed, and the
+    /// scenario exited 0; else a message listing what went wrong, with the
+    /// report and `context` (a daemon's log, say).
+    pub fn require_checks(&self, expected: &[&str], context: &str) -> Result<(), String> {
+        let checks = self.checks();
+        let failed: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.failed.is_some())
+            .map(|c| c.name.as_str())
+            .collect();
+        let missing: Vec<&str> = expected
+            .iter()
+            .copied()
+            .filter(|e| !checks.iter().any(|c| c.name == *e))
+            .collect();
+        if failed.is_empty() && missing.is_empty() && self.exit_code == Some(0) {
+            return Ok(());
+        }
+        Err(format!(
+            "failed checks {failed:?}, checks that did not run {missing:?}\n{}\n{context}",
+            self.report()
+        ))
+    }
+
     /// A multi-line summary for assertion messages: how it ended, the output
     /// and where the log is.
     pub fn report(&self) -> String {

@@ -157,35 +157,15 @@ fn lab_kernel_interface() {
         .files(nvme)
         .timeout(Duration::from_secs(420));
     let run = lab.run(&guest).unwrap_or_else(|e| panic!("{e}"));
-    let report = run.report();
-    for line in run
-        .output
-        .lines()
-        .filter(|l| l.starts_with("@@") && !l.starts_with("@@blob"))
-    {
-        println!("{line}");
-    }
+    run.print_results();
     println!(
         "boot {:?}, wall {:?}, kernel {}",
         run.boot_time,
         run.wall_time,
         lab.kernel_release()
     );
-
-    let checks = run.checks();
-    let failed: Vec<_> = checks
-        .iter()
-        .filter(|c| c.failed.is_some())
-        .map(|c| c.name.clone())
-        .collect();
-    assert!(failed.is_empty(), "failed checks {failed:?}\n{report}");
-    for name in EXPECTED {
-        assert!(
-            checks.iter().any(|c| c.name == *name),
-            "check {name} did not run\n{report}"
-        );
-    }
-    assert_eq!(run.exit_code, Some(0), "{report}");
+    run.require_checks(EXPECTED, "")
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // Differential against nvme-cli: every field of every entry.
     let ours_raw = run.blob("stasadm-port1.bin").expect("stasadm raw log page");

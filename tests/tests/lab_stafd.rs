@@ -46,37 +46,12 @@ fn lab_stafd() {
         .files(dbus)
         .timeout(Duration::from_secs(300));
     let run = lab.run(&guest).unwrap_or_else(|e| panic!("{e}"));
-    let report = run.report();
-    for line in run
-        .output
-        .lines()
-        .filter(|l| l.starts_with("@@") && !l.starts_with("@@blob"))
-    {
-        println!("{line}");
-    }
+    run.print_results();
     let stafd_log = run
         .blob("stafd.log")
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    println!(
-        "boot {:?}, wall {:?}\n---- stafd log ----\n{stafd_log}",
-        run.boot_time, run.wall_time
-    );
-    let checks = run.checks();
-    let failed: Vec<_> = checks
-        .iter()
-        .filter(|c| c.failed.is_some())
-        .map(|c| c.name.clone())
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "failed checks {failed:?}\n{report}\n---- stafd log ----\n{stafd_log}"
-    );
-    for name in EXPECTED {
-        assert!(
-            checks.iter().any(|c| c.name == *name),
-            "check {name} did not run\n{report}"
-        );
-    }
-    assert_eq!(run.exit_code, Some(0), "{report}");
+    println!("boot {:?}, wall {:?}", run.boot_time, run.wall_time);
+    run.require_checks(EXPECTED, &format!("---- stafd log ----\n{stafd_log}"))
+        .unwrap_or_else(|e| panic!("{e}"));
 }
