@@ -145,7 +145,11 @@ fn main() -> ExitCode {
     }
     logging::init(args.syslog || logging::stderr_is_journal(), args.tron);
     if let Some(n) = args.sim {
-        return simulate(n);
+        let bus = args
+            .bus_address
+            .clone()
+            .or_else(|| std::env::var(dbus::ADDRESS_ENV).ok());
+        return simulate(n, bus);
     }
     if !nvmf_kernel::host::is_root() {
         eprintln!("Permission denied. You need root privileges to run {PROG}.");
@@ -201,16 +205,58 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-/// `--sim N`: the real service against the simulated kernel.
-fn simulate(n: usize) -> ExitCode {
+/// `--sim N`: the real service against the simulated kernel; with a bus
+/// address it also serves D-Bus there (for stafctl tests and demos).
+fn simulate(n: usize, bus: Option<String>) -> ExitCode {
     let Some(rt) = runtime() else {
         return ExitCode::from(1);
     };
     rt.block_on(async move {
         let (sim, cfg) = sim::populated(n);
-        let (mut svc, handle) =
-            Service::new(sim, sim::host(), Arc::new(cfg), Arc::new(NoSignals), None);
+        let host = sim::host();
+        let (dbus_signals, signal_queue) = dbus::signals();
+        let ctx = TidContext {
+            host_nqn: host.hostnqn.clone(),
+            ignore_iface: cfg.global.ignore_iface,
+        };
+        let sys = SysConf {
+            hostnqn: host.hostnqn.clone(),
+            hostid: host.hostid.clone(),
+            hostkey: Some("DHHC-1:00:c2ltdWxhdGVkIGhvc3Qga2V5:".into()),
+            symname: None,
+        };
+        // Without a bus, signals go nowhere (a queue would only grow).
+        let signals: Arc<dyn service::Signals> = if bus.is_some() {
+            Arc::new(dbus_signals)
+        } else {
+            Arc::new(NoSignals)
+        };
+        let (mut svc, handle) = Service::new(sim, host, Arc::new(cfg), signals, None);
         svc.restore();
+        let _conn = match bus {
+            Some(address) => {
+                let dbus_cfg = dbus::DbusConfig {
+                    view: handle.view.clone(),
+                    tid_context: dbus::SharedTidContext::new(ctx),
+                    sys,
+                    lkc_path: None,
+                    kernel_tp8013: true,
+                    kernel_host_iface: true,
+                    device_info: None,
+                };
+                match dbus::serve(Some(&address), dbus_cfg, signal_queue).await {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        eprintln!(
+                            "cannot register {} on D-Bus at {address}: {e}",
+                            dbus::BUS_NAME
+                        );
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+            None => None,
+        };
         let service = tokio::spawn(svc.run());
         let _ = notify::notify("READY=1");
         loop {

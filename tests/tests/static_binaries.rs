@@ -10,6 +10,7 @@ const BINARIES: &[(&str, &str)] = &[
     ("stafd", "stafd"),
     ("stacd", "stacd"),
     ("tools", "stasadm"),
+    ("tools", "stafctl"),
     ("tools", "nvmf-dlp"),
 ];
 
