@@ -1,4 +1,5 @@
 //! Shared code of the stas command-line tools.
 
 pub mod discover;
+pub mod hostid;
 pub mod output;

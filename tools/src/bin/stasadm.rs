@@ -1,7 +1,9 @@
 //! stasadm: administration of the host side of NVMe over Fabrics.
 //!
-//! `discover` asks a discovery controller for its log page, like
-//! `nvme discover`, on hosts without nvme-cli.
+//! `hostnqn`, `hostid`, `set-symname`, `clear-symname` write the host
+//! identity into sys.conf as nvme-stas's stasadm does; `discover` asks a
+//! discovery controller for its log page, like `nvme discover`, on hosts
+//! without nvme-cli.
 //!
 //! Exit status: 0 success; 1 failure (the message says what to do);
 //! 2 usage error; 3 the log page was printed but some entries were bad.
@@ -16,14 +18,45 @@ use tools::discover::{self, Target};
 use tools::output::{dlp_json, dlp_table, report_page_problems, Spelling, EXIT_PARTIAL};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Administration of NVMe over Fabrics hosts (stas)")]
+#[command(
+    about = "Administration of NVMe over Fabrics hosts (stas)",
+    disable_version_flag = true
+)]
 struct Cli {
+    /// The host configuration file to update.
+    #[arg(short = 'c', long = "conf-file", default_value = "/etc/stas/sys.conf")]
+    conf_file: PathBuf,
+    /// Print the version and exit.
+    #[arg(short = 'v', long)]
+    version: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Generate the host NQN and save it (key `nqn`).
+    Hostnqn {
+        /// Also write it to this file and point sys.conf at it (file://).
+        #[arg(short = 'f', long)]
+        file: Option<PathBuf>,
+    },
+    /// Generate a random host ID and save it (key `id`).
+    Hostid {
+        /// Also write it to this file and point sys.conf at it (file://).
+        #[arg(short = 'f', long)]
+        file: Option<PathBuf>,
+    },
+    /// Save the host's symbolic name (key `symname`), sent in DIM registrations.
+    SetSymname {
+        /// The symbolic name.
+        symname: String,
+        /// Also write it to this file and point sys.conf at it (file://).
+        #[arg(short = 'f', long)]
+        file: Option<PathBuf>,
+    },
+    /// Remove the symbolic name.
+    ClearSymname,
     /// Connect to a discovery controller and print its discovery log page.
     Discover(DiscoverArgs),
 }
@@ -133,8 +166,62 @@ fn discover(a: &DiscoverArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn identity(
+    conf: &std::path::Path,
+    key: &str,
+    value: Result<String, String>,
+    file: Option<&std::path::Path>,
+) -> ExitCode {
+    let saved = value.and_then(|v| tools::hostid::save(conf, key, &v, file));
+    match saved {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stasadm: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Discover(a) => discover(&a),
+    let cli = Cli::parse();
+    if cli.version {
+        println!("nvme-stas {} (stas, pure Rust)", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let conf = cli.conf_file.as_path();
+    let sources = tools::hostid::Sources::default();
+    match cli.command {
+        None => {
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            ExitCode::from(1)
+        }
+        Some(Command::Discover(a)) => discover(&a),
+        Some(Command::Hostnqn { file }) => {
+            let nqn = tools::hostid::host_nqn(&sources, nvmf_kernel::host::is_root()).map_err(
+                |e| match e {
+                    tools::hostid::NqnError::NotRoot => {
+                        "Permission denied. Root privileges required.".to_owned()
+                    }
+                    tools::hostid::NqnError::Io(e) => e,
+                },
+            );
+            identity(conf, "nqn", nqn, file.as_deref())
+        }
+        Some(Command::Hostid { file }) => {
+            let id = tools::hostid::random_uuid(&sources)
+                .map_err(|e| format!("cannot read /dev/urandom: {e}"));
+            identity(conf, "id", id, file.as_deref())
+        }
+        Some(Command::SetSymname { symname, file }) => {
+            identity(conf, "symname", Ok(symname), file.as_deref())
+        }
+        Some(Command::ClearSymname) => match tools::hostid::update_conf(conf, "symname", None) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stasadm: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
