@@ -83,13 +83,16 @@ fn load_config(path: &Path) -> Result<StafdConfig, String> {
 }
 
 fn check_config(args: &Args) -> ExitCode {
+    use std::fmt::Write;
     let mut ok = true;
+    let mut out = String::new();
     match config::load_sysconf(&args.sys_conf, &args.nvme_dir) {
         Ok((s, diags)) => {
             for d in &diags {
                 eprintln!("{d}");
             }
-            println!(
+            let _ = writeln!(
+                out,
                 "# {}: host NQN {}, host ID {}",
                 args.sys_conf.display(),
                 s.hostnqn,
@@ -107,14 +110,20 @@ fn check_config(args: &Args) -> ExitCode {
                 eprintln!("{d}");
             }
             ok &= diags.is_empty();
-            println!("# effective configuration of {}", args.conf_file.display());
-            print!("{cfg}");
+            let _ = writeln!(
+                out,
+                "# effective configuration of {}",
+                args.conf_file.display()
+            );
+            let _ = write!(out, "{cfg}");
         }
         Err(e) => {
             eprintln!("{e}");
             ok = false;
         }
     }
+    // A reader that went away (`| head`) is not a configuration error.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
     if ok {
         ExitCode::SUCCESS
     } else {
