@@ -47,5 +47,5 @@ need_lab() {
         as_root apt-get update -qq
         export STAS_APT_UPDATED=1
     fi
-    need_apt qemu-system-x86 busybox-static nvme-cli dbus-daemon
+    need_apt qemu-system-x86 busybox-static nvme-cli dbus-daemon systemd
 }
