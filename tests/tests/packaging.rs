@@ -122,7 +122,10 @@ fn install_units_policy_and_config() {
     let _ = daemon.kill();
     let out = daemon.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(!log.contains("Error in file") && !log.contains("Encountered error"), "policy files: {log}");
+    assert!(
+        !log.contains("Error in file") && !log.contains("Encountered error"),
+        "policy files: {log}"
+    );
 
     // The shipped configuration is valid as it stands.
     let nvme = root.join("nvme");

@@ -380,3 +380,123 @@ pub fn scenario(r: &mut Report) {
     }
     let _ = Path::new("/tmp");
 }
+
+/// Runs a command and prints what it printed, for the demo.
+fn show(title: &str, cmd: &[&str]) {
+    println!("\n$ {title}");
+    match Command::new(cmd[0]).args(&cmd[1..]).output() {
+        Ok(o) => {
+            print!("{}", String::from_utf8_lossy(&o.stdout));
+            eprint!("{}", String::from_utf8_lossy(&o.stderr));
+        }
+        Err(e) => println!("({}: {e})", cmd[0]),
+    }
+}
+
+/// The README demo: what an admin sees when stafd runs against a kernel
+/// NVMe/TCP target, and how fast it notices a new subsystem.
+pub fn demo() -> i32 {
+    let t = Nvmet::default();
+    let setup = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all("/etc/nvme")?;
+        std::fs::write("/etc/nvme/hostnqn", format!("{HOSTNQN}\n"))?;
+        std::fs::write("/etc/nvme/hostid", format!("{HOSTID}\n"))?;
+        std::fs::create_dir_all("/etc/stas")?;
+        std::fs::write(
+            "/etc/stas/stafd.conf",
+            "[Controllers]\ncontroller = transport=tcp;traddr=127.0.0.1;trsvcid=8009\n",
+        )?;
+        std::fs::create_dir_all("/run/stafd")?;
+        std::fs::create_dir_all("/run/dbus")?;
+        std::fs::write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")?;
+        std::fs::write("/etc/group", "root:x:0:\n")?;
+        std::fs::write("/etc/stas-lab-dbus.conf", DBUS_CONF)?;
+        for n in 1..=4 {
+            t.add_subsystem(&sub(n), true, None)?;
+            t.add_namespace(&sub(n), 1, Path::new(&format!("/tmp/f{n}.img")), 64 << 20)?;
+        }
+        t.add_port(1, &PortAddr::tcp("127.0.0.1", "8009"))?;
+        for n in 1..=3 {
+            t.link(1, &sub(n))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = setup {
+        println!("target setup failed: {e}");
+        return 1;
+    }
+    println!(
+        "kernel NVMe/TCP target on 127.0.0.1:8009 with {}, {}, {}",
+        sub(1),
+        sub(2),
+        sub(3)
+    );
+    std::env::set_var(
+        "DBUS_SYSTEM_BUS_ADDRESS",
+        "unix:path=/run/dbus/system_bus_socket",
+    );
+    let _ = Command::new("/usr/bin/dbus-daemon")
+        .args([
+            "--config-file=/etc/stas-lab-dbus.conf",
+            "--fork",
+            "--nopidfile",
+        ])
+        .status();
+    println!("\n$ cat /etc/stas/stafd.conf");
+    print!(
+        "{}",
+        std::fs::read_to_string("/etc/stas/stafd.conf").unwrap_or_default()
+    );
+    let Ok(mut stafd) = start_stafd() else {
+        println!("stafd did not start");
+        return 1;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rc = rt.block_on(async {
+        let Ok(conn) = zbus::Connection::system().await else { return 1 };
+        let ready = wait_json(&conn, "stafd", Duration::from_secs(30), |v| {
+            subsystems(v, "127.0.0.1").is_some_and(|s| s.len() == 3)
+        })
+        .await;
+        if let Err(e) = ready {
+            println!("{e}");
+            return 1;
+        }
+        show("stafctl ls", &["/bin/stafctl", "ls"]);
+        show("stafctl adlp", &["/bin/stafctl", "adlp"]);
+        show("ls /sys/class/nvme", &["ls", "/sys/class/nvme"]);
+
+        println!("\nlinking {} to the port (the target sends a Discovery Log Page Change AEN)...", sub(4));
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .interface("org.nvmexpress.staf")
+            .and_then(|b| b.member("log_pages_changed"))
+            .map(|b| b.build());
+        let Ok(rule) = rule else { return 1 };
+        let Ok(mut stream) = zbus::MessageStream::for_match_rule(rule, &conn, Some(16)).await else { return 1 };
+        let start = Instant::now();
+        if let Err(e) = t.link(1, &sub(4)) {
+            println!("link failed: {e}");
+            return 1;
+        }
+        let signalled = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
+        match signalled {
+            Ok(Some(Ok(_))) => println!(
+                "stafd re-read the log page and signalled log_pages_changed {:.1} ms after the change",
+                start.elapsed().as_secs_f64() * 1000.0
+            ),
+            _ => {
+                println!("no log_pages_changed signal within 10 s");
+                return 1;
+            }
+        }
+        show("stafctl adlp", &["/bin/stafctl", "adlp"]);
+        0
+    });
+    stop(&mut stafd, "TERM");
+    let _ = stafd.wait();
+    rc
+}

@@ -854,8 +854,9 @@ fn main() {
     match scenario.as_str() {
         "kernel" => kernel(&mut r),
         "stafd" => guest_stafd::scenario(&mut r),
+        "demo" => std::process::exit(guest_stafd::demo()),
         other => {
-            eprintln!("stas-lab-guest: unknown scenario {other:?}; known: kernel, stafd");
+            eprintln!("stas-lab-guest: unknown scenario {other:?}; known: kernel, stafd, demo");
             std::process::exit(2);
         }
     }
