@@ -120,24 +120,31 @@ fn percentile(sorted: &[f64], pct: usize) -> f64 {
     sorted.get(idx).copied().unwrap_or(f64::NAN)
 }
 
+/// Host identity, a stafd.conf naming the target's DC, and what
+/// dbus-daemon needs in the initramfs.
+fn prepare_host() -> std::io::Result<()> {
+    std::fs::create_dir_all("/etc/nvme")?;
+    std::fs::write("/etc/nvme/hostnqn", format!("{HOSTNQN}\n"))?;
+    std::fs::write("/etc/nvme/hostid", format!("{HOSTID}\n"))?;
+    std::fs::create_dir_all("/etc/stas")?;
+    std::fs::write(
+        "/etc/stas/stafd.conf",
+        "[Controllers]\ncontroller = transport=tcp;traddr=127.0.0.1;trsvcid=8009\n",
+    )?;
+    std::fs::create_dir_all("/run/stafd")?;
+    std::fs::create_dir_all("/run/dbus")?;
+    std::fs::write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")?;
+    std::fs::write("/etc/group", "root:x:0:\n")?;
+    std::fs::write("/etc/stas-lab-dbus.conf", DBUS_CONF)?;
+    Ok(())
+}
+
 pub fn scenario(r: &mut Report) {
     let paths = KernelPaths::default();
     let sysfs = Sysfs::new(&paths);
     let t = Nvmet::default();
     let setup = (|| -> std::io::Result<()> {
-        std::fs::create_dir_all("/etc/nvme")?;
-        std::fs::write("/etc/nvme/hostnqn", format!("{HOSTNQN}\n"))?;
-        std::fs::write("/etc/nvme/hostid", format!("{HOSTID}\n"))?;
-        std::fs::create_dir_all("/etc/stas")?;
-        std::fs::write(
-            "/etc/stas/stafd.conf",
-            "[Controllers]\ncontroller = transport=tcp;traddr=127.0.0.1;trsvcid=8009\n",
-        )?;
-        std::fs::create_dir_all("/run/stafd")?;
-        std::fs::create_dir_all("/run/dbus")?;
-        std::fs::write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")?;
-        std::fs::write("/etc/group", "root:x:0:\n")?;
-        std::fs::write("/etc/stas-lab-dbus.conf", DBUS_CONF)?;
+        prepare_host()?;
         for n in 1..=3 {
             t.add_subsystem(&sub(n), true, None)?;
         }
@@ -398,19 +405,7 @@ fn show(title: &str, cmd: &[&str]) {
 pub fn demo() -> i32 {
     let t = Nvmet::default();
     let setup = (|| -> std::io::Result<()> {
-        std::fs::create_dir_all("/etc/nvme")?;
-        std::fs::write("/etc/nvme/hostnqn", format!("{HOSTNQN}\n"))?;
-        std::fs::write("/etc/nvme/hostid", format!("{HOSTID}\n"))?;
-        std::fs::create_dir_all("/etc/stas")?;
-        std::fs::write(
-            "/etc/stas/stafd.conf",
-            "[Controllers]\ncontroller = transport=tcp;traddr=127.0.0.1;trsvcid=8009\n",
-        )?;
-        std::fs::create_dir_all("/run/stafd")?;
-        std::fs::create_dir_all("/run/dbus")?;
-        std::fs::write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")?;
-        std::fs::write("/etc/group", "root:x:0:\n")?;
-        std::fs::write("/etc/stas-lab-dbus.conf", DBUS_CONF)?;
+        prepare_host()?;
         for n in 1..=4 {
             t.add_subsystem(&sub(n), true, None)?;
             t.add_namespace(&sub(n), 1, Path::new(&format!("/tmp/f{n}.img")), 64 << 20)?;
