@@ -13,13 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, SupportedOptions};
-use nvmf_kernel::sysfs::ControllerInfo;
 use nvmf_kernel::KernelError;
 use nvmf_proto::dim::{DimData, Registration, Tas};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::{AdrFam, DcType, SubType};
 use stas_common::config::StafdConfig;
-use stas_common::matching::{self, ExistingController};
+use stas_common::matching::{self, existing, ExistingController};
 use stas_common::tid::{is_unusable_dlpe_traddr, Tid};
 use tokio::sync::{mpsc, watch};
 
@@ -287,28 +286,6 @@ impl DcHandle {
 /// (the data is plain values, always consistent).
 pub fn lock(m: &Mutex<DcStatus>) -> std::sync::MutexGuard<'_, DcStatus> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// An existing kernel controller as the matching rules see it.
-pub fn existing(c: &ControllerInfo) -> ExistingController {
-    let addr = c.address.clone().unwrap_or_default();
-    let norm = |v: Option<String>| {
-        v.filter(|s| !s.eq_ignore_ascii_case("none"))
-            .unwrap_or_default()
-    };
-    ExistingController {
-        name: c.name.clone(),
-        transport: norm(c.transport.clone()),
-        traddr: norm(addr.traddr),
-        trsvcid: norm(addr.trsvcid),
-        host_traddr: norm(addr.host_traddr),
-        host_iface: norm(addr.host_iface),
-        subsysnqn: norm(c.subsysnqn.clone()),
-        host_nqn: norm(c.hostnqn.clone()),
-        src_addr: norm(addr.src_addr),
-        is_dc: c.is_discovery(),
-        is_ioc: !c.is_discovery(),
-    }
 }
 
 struct Dc {

@@ -3,34 +3,23 @@
 //! (nvmf-kernel); the tests use an in-memory fake. The service runs these
 //! calls on tokio's bounded blocking pool, never on the event loop.
 
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::IpAddr;
 
 use nvmf_kernel::admin::{self, DiscoveryLogLimits, NvmeDevice};
-use nvmf_kernel::fabrics::{ConnectOptions, Connected, Fabrics, SupportedOptions};
+use nvmf_kernel::fabrics::{ConnectOptions, Connected, SupportedOptions};
 use nvmf_kernel::sysfs::{ControllerInfo, Sysfs};
 use nvmf_kernel::{KernelError, KernelPaths};
 use nvmf_proto::dim::{DimData, Tas};
 use nvmf_proto::dlp::DiscoveryLogPage;
 use nvmf_proto::logpages::SupportedLogPages;
 use nvmf_proto::types::DcType;
-use stas_common::matching::{Interface, InterfaceTable};
+pub use stas_common::kernel::FabricKernel;
+use stas_common::kernel::SystemFabric;
+use stas_common::matching::InterfaceTable;
 
-/// Every kernel operation stafd makes. All calls may block.
-pub trait Kernel: Send + Sync + 'static {
-    /// The connect options the kernel accepts.
-    fn supported_options(&self) -> Result<SupportedOptions, KernelError>;
-    /// The controllers that exist (sysfs).
-    fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError>;
-    /// Network interfaces and their addresses.
-    fn interfaces(&self) -> InterfaceTable;
-    /// Connects a controller (seconds).
-    fn connect(
-        &self,
-        opts: &ConnectOptions,
-        supported: &SupportedOptions,
-    ) -> Result<Connected, KernelError>;
-    /// Deletes a controller.
-    fn disconnect(&self, device: &str) -> Result<(), KernelError>;
+/// Every kernel operation stafd makes: the shared ones and the discovery
+/// controller's admin commands. All calls may block.
+pub trait Kernel: FabricKernel {
     /// The discovery controller type of a connected controller (sysfs, else Identify).
     fn dc_type(&self, device: &str) -> Result<DcType, KernelError>;
     /// Sends a DIM registration command.
@@ -39,8 +28,6 @@ pub trait Kernel: Send + Sync + 'static {
     fn supported_log_pages(&self, device: &str) -> Result<SupportedLogPages, KernelError>;
     /// Reads the discovery log page with the GENCTR protocol.
     fn discovery_log(&self, device: &str, lsp: u8) -> Result<DiscoveryLogPage, KernelError>;
-    /// Resolves a host name (getaddrinfo).
-    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String>;
     /// The NBFT ACPI tables (path, bytes).
     fn nbft_tables(&self) -> Vec<(std::path::PathBuf, Vec<u8>)>;
     /// The interface with hardware address `mac`.
@@ -54,40 +41,35 @@ pub trait Kernel: Send + Sync + 'static {
 /// The running kernel.
 #[derive(Debug, Clone)]
 pub struct SystemKernel {
-    paths: KernelPaths,
+    fabric: SystemFabric,
     systemctl: Option<std::path::PathBuf>,
 }
 
 impl SystemKernel {
     /// The kernel under `paths`; `systemctl` for nvme-cli interop.
     pub fn new(paths: KernelPaths, systemctl: Option<std::path::PathBuf>) -> Self {
-        Self { paths, systemctl }
+        Self {
+            fabric: SystemFabric { paths },
+            systemctl,
+        }
     }
 
     fn device(&self, device: &str) -> Result<NvmeDevice, KernelError> {
-        NvmeDevice::open(&self.paths.controller_dev(device))
+        NvmeDevice::open(&self.fabric.paths.controller_dev(device))
     }
 }
 
-impl Kernel for SystemKernel {
+impl FabricKernel for SystemKernel {
     fn supported_options(&self) -> Result<SupportedOptions, KernelError> {
-        Fabrics::new(&self.paths).supported_options()
+        self.fabric.supported_options()
     }
 
     fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError> {
-        Sysfs::new(&self.paths).controllers()
+        self.fabric.controllers()
     }
 
     fn interfaces(&self) -> InterfaceTable {
-        let interfaces = nvmf_kernel::netif::interfaces()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| Interface {
-                name: i.name,
-                addrs: i.addrs,
-            })
-            .collect();
-        InterfaceTable { interfaces }
+        self.fabric.interfaces()
     }
 
     fn connect(
@@ -95,24 +77,21 @@ impl Kernel for SystemKernel {
         opts: &ConnectOptions,
         supported: &SupportedOptions,
     ) -> Result<Connected, KernelError> {
-        let (connected, options) = Fabrics::new(&self.paths).connect(opts, supported)?;
-        for d in options.dropped {
-            log::debug!(
-                "connect {}: option {} not sent: {}",
-                opts.traddr.as_deref().unwrap_or(""),
-                d.name,
-                d.reason
-            );
-        }
-        Ok(connected)
+        self.fabric.connect(opts, supported)
     }
 
     fn disconnect(&self, device: &str) -> Result<(), KernelError> {
-        Sysfs::new(&self.paths).delete_controller(device)
+        self.fabric.disconnect(device)
     }
 
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        self.fabric.resolve(host)
+    }
+}
+
+impl Kernel for SystemKernel {
     fn dc_type(&self, device: &str) -> Result<DcType, KernelError> {
-        if let Some(t) = Sysfs::new(&self.paths)
+        if let Some(t) = Sysfs::new(&self.fabric.paths)
             .controller(device)?
             .and_then(|c| c.dctype)
         {
@@ -141,7 +120,7 @@ impl Kernel for SystemKernel {
     }
 
     fn nbft_tables(&self) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-        self.paths.nbft_tables()
+        self.fabric.paths.nbft_tables()
     }
 
     fn interface_with_mac(&self, mac: &[u8; 6]) -> Option<String> {
@@ -164,12 +143,5 @@ impl Kernel for SystemKernel {
             }
             Err(e) => log::warn!("cannot run {}: {e}", systemctl.display()),
         }
-    }
-
-    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
-        (host, 0u16)
-            .to_socket_addrs()
-            .map(|it| it.map(|sa| sa.ip()).collect())
-            .map_err(|e| format!("cannot resolve {host}: {e}"))
     }
 }

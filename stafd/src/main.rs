@@ -29,7 +29,7 @@ use stas_common::tid::TidContext;
 use stas_common::{logging, notify};
 
 use crate::dc::HostInfo;
-use crate::kernel::{Kernel, SystemKernel};
+use crate::kernel::{FabricKernel, SystemKernel};
 use crate::service::{Input, NoSignals, Service};
 
 const PROG: &str = "stafd";

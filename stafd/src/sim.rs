@@ -17,7 +17,7 @@ use nvmf_proto::logpages::{LidSupport, SupportedLogPages, LID_DISCOVERY};
 use nvmf_proto::types::{CntrlType, DcType};
 use stas_common::matching::{Interface, InterfaceTable};
 
-use crate::kernel::Kernel;
+use crate::kernel::{FabricKernel, Kernel};
 
 /// What the 6.1 kernel in the lab accepts.
 pub const OPTIONS_61: &str = "instance=-1,cntlid=-1,transport=%s,traddr=%s,trsvcid=%s,nqn=%s,queue_size=%d,nr_io_queues=%d,reconnect_delay=%d,ctrl_loss_tmo=%d,keep_alive_tmo=%d,hostnqn=%s,host_traddr=%s,host_iface=%s,hostid=%s,duplicate_connect,disable_sqflow,hdr_digest,data_digest,nr_write_queues=%d,nr_poll_queues=%d,tos=%d,fast_io_fail_tmo=%d,discovery,dhchap_secret=%s,dhchap_ctrl_secret=%s";
@@ -200,7 +200,7 @@ impl SimKernel {
     }
 }
 
-impl Kernel for SimKernel {
+impl FabricKernel for SimKernel {
     fn supported_options(&self) -> Result<SupportedOptions, KernelError> {
         Ok(SupportedOptions::parse(OPTIONS_61))
     }
@@ -291,6 +291,16 @@ impl Kernel for SimKernel {
         Ok(())
     }
 
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        self.state()
+            .names
+            .get(host)
+            .cloned()
+            .ok_or_else(|| format!("cannot resolve {host}: unknown host"))
+    }
+}
+
+impl Kernel for SimKernel {
     fn dc_type(&self, device: &str) -> Result<DcType, KernelError> {
         Ok(self.dc_of(device)?.dctype.unwrap_or(DcType::None))
     }
@@ -372,14 +382,6 @@ impl Kernel for SimKernel {
 
     fn forward_to_nvme_cli(&self, instance: &str) {
         self.state().forwarded.push(instance.to_owned());
-    }
-
-    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
-        self.state()
-            .names
-            .get(host)
-            .cloned()
-            .ok_or_else(|| format!("cannot resolve {host}: unknown host"))
     }
 }
 

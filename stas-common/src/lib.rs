@@ -11,13 +11,18 @@
 //! | [`lkc`] | the last-known-configuration file that survives daemon restarts |
 //! | [`logging`] | stderr logging with syslog priorities for journald, `tron` at run time |
 //! | [`notify`] | `sd_notify` without libsystemd |
+//! | [`kernel`] | the kernel operations both daemons make (connect, list, delete), as a trait with a fake-able seam |
+//! | [`dbus`] | the shapes both D-Bus APIs share: ordered dicts, Python's text forms, secrets |
 //!
-//! Everything here is pure: no I/O beyond reading the files it is asked to.
+//! Nothing here makes syscalls of its own: the kernel is reached through
+//! nvmf-kernel, behind the [`kernel::FabricKernel`] trait.
 
 use std::collections::BTreeMap;
 
 pub mod config;
+pub mod dbus;
 pub mod ini;
+pub mod kernel;
 pub mod lkc;
 pub mod logging;
 pub mod matching;

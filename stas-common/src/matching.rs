@@ -280,6 +280,28 @@ pub fn tid_of_existing(
     Tid::from_cid(&cid, ctx)
 }
 
+/// An existing kernel controller as the matching rules see it.
+pub fn existing(c: &nvmf_kernel::sysfs::ControllerInfo) -> ExistingController {
+    let addr = c.address.clone().unwrap_or_default();
+    let norm = |v: Option<String>| {
+        v.filter(|s| !s.eq_ignore_ascii_case("none"))
+            .unwrap_or_default()
+    };
+    ExistingController {
+        name: c.name.clone(),
+        transport: norm(c.transport.clone()),
+        traddr: norm(addr.traddr),
+        trsvcid: norm(addr.trsvcid),
+        host_traddr: norm(addr.host_traddr),
+        host_iface: norm(addr.host_iface),
+        subsysnqn: norm(c.subsysnqn.clone()),
+        host_nqn: norm(c.hostnqn.clone()),
+        src_addr: norm(addr.src_addr),
+        is_dc: c.is_discovery(),
+        is_ioc: !c.is_discovery(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

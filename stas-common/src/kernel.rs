@@ -1,0 +1,89 @@
+//! The kernel operations both daemons make, as a blocking trait: the seam
+//! between their logic and the kernel. [`SystemFabric`] is the real one
+//! (nvmf-kernel); tests and `--sim` use in-memory fakes. The daemons run
+//! these calls on tokio's bounded blocking pool, never on the event loop.
+
+use std::net::{IpAddr, ToSocketAddrs};
+
+use nvmf_kernel::fabrics::{ConnectOptions, Connected, Fabrics, SupportedOptions};
+use nvmf_kernel::sysfs::{ControllerInfo, Sysfs};
+use nvmf_kernel::{KernelError, KernelPaths};
+
+use crate::matching::{Interface, InterfaceTable};
+
+/// What both stafd and stacd ask of the kernel. All calls may block.
+pub trait FabricKernel: Send + Sync + 'static {
+    /// The connect options the kernel accepts.
+    fn supported_options(&self) -> Result<SupportedOptions, KernelError>;
+    /// The controllers that exist (sysfs).
+    fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError>;
+    /// Network interfaces and their addresses.
+    fn interfaces(&self) -> InterfaceTable;
+    /// Connects a controller (seconds).
+    fn connect(
+        &self,
+        opts: &ConnectOptions,
+        supported: &SupportedOptions,
+    ) -> Result<Connected, KernelError>;
+    /// Deletes a controller.
+    fn disconnect(&self, device: &str) -> Result<(), KernelError>;
+    /// Resolves a host name (getaddrinfo).
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String>;
+}
+
+/// The running kernel under `paths`.
+#[derive(Debug, Clone)]
+pub struct SystemFabric {
+    /// Where /dev and /sys are.
+    pub paths: KernelPaths,
+}
+
+impl FabricKernel for SystemFabric {
+    fn supported_options(&self) -> Result<SupportedOptions, KernelError> {
+        Fabrics::new(&self.paths).supported_options()
+    }
+
+    fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError> {
+        Sysfs::new(&self.paths).controllers()
+    }
+
+    fn interfaces(&self) -> InterfaceTable {
+        let interfaces = nvmf_kernel::netif::interfaces()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| Interface {
+                name: i.name,
+                addrs: i.addrs,
+            })
+            .collect();
+        InterfaceTable { interfaces }
+    }
+
+    fn connect(
+        &self,
+        opts: &ConnectOptions,
+        supported: &SupportedOptions,
+    ) -> Result<Connected, KernelError> {
+        let (connected, options) = Fabrics::new(&self.paths).connect(opts, supported)?;
+        for d in options.dropped {
+            log::debug!(
+                "connect {}: option {} not sent: {}",
+                opts.traddr.as_deref().unwrap_or(""),
+                d.name,
+                d.reason
+            );
+        }
+        Ok(connected)
+    }
+
+    fn disconnect(&self, device: &str) -> Result<(), KernelError> {
+        Sysfs::new(&self.paths).delete_controller(device)
+    }
+
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        (host, 0u16)
+            .to_socket_addrs()
+            .map(|it| it.map(|sa| sa.ip()).collect())
+            .map_err(|e| format!("cannot resolve {host}: {e}"))
+    }
+}
