@@ -109,41 +109,9 @@ fn has_secrets(s: &DcStatus) -> bool {
     s.tid.cfg.keys().any(|k| is_secret(k))
 }
 
-/// The controller-id dict (§11.5.1): `traddr, trsvcid, transport,
-/// subsysnqn, host-iface, host-traddr`, the extra configuration keys,
-/// `host-nqn`, `device`.
+/// The controller-id dict (§11.5.1) of a DC.
 pub fn controller_id_dict(s: &DcStatus, redact: bool) -> OrderedDict {
-    let t = &s.tid;
-    let mut d = OrderedDict(
-        [
-            ("traddr", &t.traddr),
-            ("trsvcid", &t.trsvcid),
-            ("transport", &t.transport),
-            ("subsysnqn", &t.subsysnqn),
-            ("host-iface", &t.host_iface),
-            ("host-traddr", &t.host_traddr),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.clone()))
-        .collect(),
-    );
-    for (k, v) in &t.cfg {
-        if k == "host-nqn" {
-            continue;
-        }
-        let v = if redact && is_secret(k) {
-            REDACTED
-        } else {
-            v.as_str()
-        };
-        d.set(k, v);
-    }
-    d.set("host-nqn", t.host_nqn.clone());
-    d.set(
-        "device",
-        s.device.clone().unwrap_or_else(|| "nvme?".to_owned()),
-    );
-    d
+    stas_common::dbus::controller_id_dict(&s.tid, s.device.as_deref(), redact)
 }
 
 /// The retry-connect timer of a DC as upstream would show it: its interval
@@ -228,7 +196,7 @@ pub fn details_dict(s: &DcStatus, redact: bool, dev: Option<&ControllerInfo>) ->
 pub fn log_pages(s: &DcStatus) -> Vec<OrderedDict> {
     s.log_pages
         .iter()
-        .map(|e| OrderedDict(crate::dlpe::to_dict(e)))
+        .map(|e| OrderedDict(stas_common::dlpe::to_dict(e)))
         .collect()
 }
 
@@ -261,41 +229,13 @@ pub fn all_log_pages_json(
 
 /// The `process_info` JSON (§11.5.5), with the keys stafd has values for.
 pub fn process_info_json(cfg: &DbusConfig, redact: bool) -> String {
-    let sys = &cfg.sys;
-    let hostkey = sys.hostkey.as_ref().map(|k| {
-        if redact {
-            REDACTED.to_owned()
-        } else {
-            k.clone()
-        }
-    });
-    Json::Obj(vec![
-        ("tron".into(), Json::Bool(stas_common::logging::tron())),
-        (
-            "log-level".into(),
-            Json::Str(stas_common::logging::level_name().into()),
-        ),
-        ("hostnqn".into(), Json::Str(sys.hostnqn.clone())),
-        ("hostid".into(), Json::Str(sys.hostid.clone())),
-        ("hostkey".into(), hostkey.into()),
-        ("symname".into(), sys.symname.clone().into()),
-        (
-            "last known config file".into(),
-            cfg.lkc_path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .into(),
-        ),
-        (
-            "kernel support.TP8013".into(),
-            Json::Str(py_bool(cfg.kernel_tp8013).into()),
-        ),
-        (
-            "kernel support.host_iface".into(),
-            Json::Str(py_bool(cfg.kernel_host_iface).into()),
-        ),
-    ])
-    .dumps()
+    stas_common::dbus::process_info_json(
+        &cfg.sys,
+        cfg.lkc_path.as_deref(),
+        cfg.kernel_tp8013,
+        cfg.kernel_host_iface,
+        redact,
+    )
 }
 
 /// Sysfs attributes of the bound devices of `dcs`, read on the blocking pool.

@@ -8,7 +8,6 @@
 
 mod dbus;
 mod dc;
-mod dlpe;
 mod interop;
 mod kernel;
 mod service;
@@ -26,7 +25,7 @@ use nvmf_kernel::KernelPaths;
 use stas_common::config::{self, StafdConfig, SysConf};
 use stas_common::lkc::LkcFile;
 use stas_common::tid::TidContext;
-use stas_common::{logging, notify};
+use stas_common::{daemon, logging, notify};
 
 use crate::dc::HostInfo;
 use crate::kernel::{FabricKernel, SystemKernel};
@@ -75,60 +74,7 @@ struct Args {
 }
 
 fn load_config(path: &Path) -> Result<StafdConfig, String> {
-    let (cfg, diags) = config::load_stafd(path).map_err(|e| e.to_string())?;
-    for d in diags {
-        log::warn!("{d}");
-    }
-    Ok(cfg)
-}
-
-fn check_config(args: &Args) -> ExitCode {
-    use std::fmt::Write;
-    let mut ok = true;
-    let mut out = String::new();
-    match config::load_sysconf(&args.sys_conf, &args.nvme_dir) {
-        Ok((s, diags)) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            let _ = writeln!(
-                out,
-                "# {}: host NQN {}, host ID {}",
-                args.sys_conf.display(),
-                s.hostnqn,
-                s.hostid
-            );
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            ok = false;
-        }
-    }
-    match config::load_stafd(&args.conf_file) {
-        Ok((cfg, diags)) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            ok &= diags.is_empty();
-            let _ = writeln!(
-                out,
-                "# effective configuration of {}",
-                args.conf_file.display()
-            );
-            let _ = write!(out, "{cfg}");
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            ok = false;
-        }
-    }
-    // A reader that went away (`| head`) is not a configuration error.
-    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    daemon::load_logged(path, config::load_stafd)
 }
 
 fn host_info(sys: &SysConf, paths: &KernelPaths) -> HostInfo {
@@ -145,12 +91,16 @@ fn host_info(sys: &SysConf, paths: &KernelPaths) -> HostInfo {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.version {
-        println!("nvme-stas {} (stas, pure Rust)", env!("CARGO_PKG_VERSION"));
-        println!("libnvme none (not needed)");
+        daemon::print_version();
         return ExitCode::SUCCESS;
     }
     if args.check_config {
-        return check_config(&args);
+        return daemon::check_config(
+            &args.sys_conf,
+            &args.nvme_dir,
+            &args.conf_file,
+            config::load_stafd,
+        );
     }
     logging::init(args.syslog || logging::stderr_is_journal(), args.tron);
     if let Some(n) = args.sim {
@@ -160,29 +110,13 @@ fn main() -> ExitCode {
             .or_else(|| std::env::var(dbus::ADDRESS_ENV).ok());
         return simulate(n, bus);
     }
-    if !nvmf_kernel::host::is_root() {
-        eprintln!("Permission denied. You need root privileges to run {PROG}.");
-        return ExitCode::from(1);
-    }
     let paths = KernelPaths::default();
-    if !paths.fabrics().exists() {
-        eprintln!(
-            "Fatal error: missing nvme-tcp kernel module: {} not found (try `modprobe nvme-tcp`)",
-            paths.fabrics().display()
-        );
-        return ExitCode::from(1);
+    if let Err(code) = daemon::startup_checks(PROG, &paths) {
+        return code;
     }
-    let sys = match config::load_sysconf(&args.sys_conf, &args.nvme_dir) {
-        Ok((s, diags)) => {
-            for d in diags {
-                log::warn!("{d}");
-            }
-            s
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
+    let sys = match daemon::load_sysconf(&args.sys_conf, &args.nvme_dir) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let cfg = match load_config(&args.conf_file) {
         Ok(c) => c,
@@ -193,31 +127,16 @@ fn main() -> ExitCode {
     };
     logging::set_tron(args.tron || cfg.global.tron);
 
-    let Some(rt) = runtime() else {
+    let Some(rt) = daemon::runtime() else {
         return ExitCode::from(1);
     };
     rt.block_on(run(args, paths, sys, cfg))
 }
 
-/// One thread for the logic, a bounded pool for blocking kernel calls.
-fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_blocking_threads(8)
-        .build()
-    {
-        Ok(rt) => Some(rt),
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            None
-        }
-    }
-}
-
 /// `--sim N`: the real service against the simulated kernel; with a bus
 /// address it also serves D-Bus there (for stafctl tests and demos).
 fn simulate(n: usize, bus: Option<String>) -> ExitCode {
-    let Some(rt) = runtime() else {
+    let Some(rt) = daemon::runtime() else {
         return ExitCode::from(1);
     };
     rt.block_on(async move {
@@ -377,12 +296,7 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
         }
     });
 
-    let signals = (
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
-    );
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = signals else {
+    let Ok(mut signals) = daemon::ProcessSignals::install() else {
         eprintln!("cannot install signal handlers");
         return ExitCode::from(1);
     };
@@ -392,7 +306,10 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
     let mut service = service;
     loop {
         tokio::select! {
-            _ = hup.recv() => {
+            reload = signals.next_is_reload() => {
+                if !reload {
+                    break;
+                }
                 let _ = notify::notify("RELOADING=1");
                 match load_config(&conf_file) {
                     Ok(c) => {
@@ -408,8 +325,6 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
                 }
                 let _ = notify::notify("READY=1");
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
             r = &mut service => {
                 log::error!("service ended unexpectedly: {r:?}");
                 return ExitCode::from(1);
@@ -427,7 +342,6 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
             log::info!("{PROG} stopped ({:?})", r.map(|s| s.reconciliations));
             ExitCode::SUCCESS
         }
-        _ = term.recv() => ExitCode::from(1),
-        _ = int.recv() => ExitCode::from(1),
+        () = signals.stop() => ExitCode::from(1),
     }
 }

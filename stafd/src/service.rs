@@ -11,15 +11,15 @@
 //! once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use nvmf_kernel::uevent::{Uevent, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 use stas_common::config::StafdConfig;
+use stas_common::kernel::{resolve_configured, FabricKernel};
 use stas_common::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
-use stas_common::tid::{filter_addresses, parse_ip, remove_excluded, Tid, TidContext};
+use stas_common::tid::{filter_addresses, remove_excluded, Tid, TidContext};
 use stas_common::Cid;
 use tokio::sync::{mpsc, watch};
 
@@ -249,7 +249,7 @@ impl Service {
             let pages = rec
                 .log_pages
                 .iter()
-                .filter_map(|d| crate::dlpe::from_dict(d))
+                .filter_map(|d| stas_common::dlpe::from_dict(d))
                 .collect();
             let origin = rec.origin.as_deref().and_then(Origin::parse);
             self.spawn(tid, origin, Some(pages));
@@ -271,7 +271,7 @@ impl Service {
                 ControllerRecord {
                     tid: s.tid.as_dict().into_iter().collect(),
                     origin: s.origin.map(|o| o.as_str().to_owned()),
-                    log_pages: s.log_pages.iter().map(crate::dlpe::to_dict).collect(),
+                    log_pages: s.log_pages.iter().map(stas_common::dlpe::to_dict).collect(),
                     device: s.device.clone(),
                 }
             })
@@ -349,52 +349,6 @@ impl Service {
         cids
     }
 
-    /// Resolves configured host names (§3.10) on the blocking pool.
-    async fn resolve(&self, tids: Vec<Tid>) -> Vec<Tid> {
-        let family = self.config().global.ip_family;
-        let mut out = Vec::with_capacity(tids.len());
-        for mut tid in tids {
-            if !matches!(tid.transport.as_str(), "tcp" | "rdma") {
-                out.push(tid);
-                continue;
-            }
-            if tid.traddr.is_empty() {
-                log::error!("Invalid traddr: {tid}");
-                continue;
-            }
-            if let Some(ip) = parse_ip(&tid.traddr, false).or_else(|| parse_scoped(&tid.traddr)) {
-                if family.allows(&ip) {
-                    out.push(tid);
-                } else {
-                    log::warn!(
-                        "Excluding configured IP address {} based on \"ip-family\" setting",
-                        tid.traddr
-                    );
-                }
-                continue;
-            }
-            let kernel = self.ctx.kernel.clone();
-            let host = tid.traddr.clone();
-            let addrs = tokio::task::spawn_blocking(move || kernel.resolve(&host))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
-            match addrs {
-                Ok(addrs) => {
-                    let pick = addrs
-                        .iter()
-                        .find(|a| family.v4 && a.is_ipv4())
-                        .or_else(|| addrs.iter().find(|a| family.v6 && a.is_ipv6()));
-                    if let Some(a) = pick {
-                        tid.traddr = a.to_string();
-                        out.push(tid);
-                    }
-                }
-                Err(e) => log::error!("{e}"),
-            }
-        }
-        out
-    }
-
     /// Computes the wanted DCs and starts and stops tasks to match (§6.3).
     pub async fn reconcile(&mut self) {
         self.stats.reconciliations = self.stats.reconciliations.saturating_add(1);
@@ -417,8 +371,8 @@ impl Service {
             .collect();
         let (configured, _) = remove_excluded(&cfg.excludes, configured);
         // FC and loop DCs have no port; unlike upstream they are kept (§18).
-        let configured: Vec<Tid> = self
-            .resolve(configured)
+        let kernel: Arc<dyn FabricKernel> = self.ctx.kernel.clone();
+        let configured: Vec<Tid> = resolve_configured(kernel, cfg.global.ip_family, configured)
             .await
             .into_iter()
             .filter(|t| !t.transport.is_empty() && (!t.traddr.is_empty() || t.transport == "loop"))
@@ -719,8 +673,4 @@ impl Service {
         }
         self.stats
     }
-}
-
-fn parse_scoped(s: &str) -> Option<IpAddr> {
-    stas_common::tid::parse_scoped_ip(s, false).map(|(ip, _)| ip)
 }

@@ -16,7 +16,8 @@ use zbus::names::BusName;
 use zbus::zvariant::{Signature, Type};
 use zbus::{fdo, Connection};
 
-use crate::tid::TidContext;
+use crate::config::SysConf;
+use crate::tid::{Tid, TidContext};
 
 /// The environment variable that overrides the system bus address (tests).
 pub const ADDRESS_ENV: &str = "STAS_BUS_ADDRESS";
@@ -329,4 +330,78 @@ pub async fn caller_is_root(conn: &Connection, hdr: &Header<'_>) -> bool {
 /// there is a secret to hide.
 pub async fn must_redact(any_secret: bool, conn: &Connection, hdr: &Header<'_>) -> bool {
     any_secret && !caller_is_root(conn, hdr).await
+}
+
+/// The controller-id dict (§11.5.1): `traddr, trsvcid, transport,
+/// subsysnqn, host-iface, host-traddr`, the extra configuration keys,
+/// `host-nqn`, `device`.
+pub fn controller_id_dict(t: &Tid, device: Option<&str>, redact: bool) -> OrderedDict {
+    let mut d = OrderedDict(
+        [
+            ("traddr", &t.traddr),
+            ("trsvcid", &t.trsvcid),
+            ("transport", &t.transport),
+            ("subsysnqn", &t.subsysnqn),
+            ("host-iface", &t.host_iface),
+            ("host-traddr", &t.host_traddr),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect(),
+    );
+    for (k, v) in &t.cfg {
+        if k == "host-nqn" {
+            continue;
+        }
+        let v = if redact && is_secret(k) {
+            REDACTED
+        } else {
+            v.as_str()
+        };
+        d.set(k, v);
+    }
+    d.set("host-nqn", t.host_nqn.clone());
+    d.set("device", device.unwrap_or("nvme?"));
+    d
+}
+
+/// The `process_info` JSON (§11.5.5), with the keys both daemons have values for.
+pub fn process_info_json(
+    sys: &SysConf,
+    lkc_path: Option<&std::path::Path>,
+    kernel_tp8013: bool,
+    kernel_host_iface: bool,
+    redact: bool,
+) -> String {
+    let hostkey = sys.hostkey.as_ref().map(|k| {
+        if redact {
+            REDACTED.to_owned()
+        } else {
+            k.clone()
+        }
+    });
+    Json::Obj(vec![
+        ("tron".into(), Json::Bool(crate::logging::tron())),
+        (
+            "log-level".into(),
+            Json::Str(crate::logging::level_name().into()),
+        ),
+        ("hostnqn".into(), Json::Str(sys.hostnqn.clone())),
+        ("hostid".into(), Json::Str(sys.hostid.clone())),
+        ("hostkey".into(), hostkey.into()),
+        ("symname".into(), sys.symname.clone().into()),
+        (
+            "last known config file".into(),
+            lkc_path.map(|p| p.display().to_string()).into(),
+        ),
+        (
+            "kernel support.TP8013".into(),
+            Json::Str(py_bool(kernel_tp8013).into()),
+        ),
+        (
+            "kernel support.host_iface".into(),
+            Json::Str(py_bool(kernel_host_iface).into()),
+        ),
+    ])
+    .dumps()
 }

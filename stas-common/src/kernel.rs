@@ -87,3 +87,56 @@ impl FabricKernel for SystemFabric {
             .map_err(|e| format!("cannot resolve {host}: {e}"))
     }
 }
+
+/// Resolves the host names among the `traddr`s of configured TCP/RDMA
+/// controllers (§3.10) on the blocking pool, keeping addresses of the
+/// enabled families; drops (and logs) what cannot be used.
+pub async fn resolve_configured(
+    kernel: std::sync::Arc<dyn FabricKernel>,
+    family: crate::IpFamily,
+    tids: Vec<crate::tid::Tid>,
+) -> Vec<crate::tid::Tid> {
+    let mut out = Vec::with_capacity(tids.len());
+    for mut tid in tids {
+        if !matches!(tid.transport.as_str(), "tcp" | "rdma") {
+            out.push(tid);
+            continue;
+        }
+        if tid.traddr.is_empty() {
+            log::error!("Invalid traddr: {tid}");
+            continue;
+        }
+        let literal = crate::tid::parse_ip(&tid.traddr, false)
+            .or_else(|| crate::tid::parse_scoped_ip(&tid.traddr, false).map(|(ip, _)| ip));
+        if let Some(ip) = literal {
+            if family.allows(&ip) {
+                out.push(tid);
+            } else {
+                log::warn!(
+                    "Excluding configured IP address {} based on \"ip-family\" setting",
+                    tid.traddr
+                );
+            }
+            continue;
+        }
+        let k = kernel.clone();
+        let host = tid.traddr.clone();
+        let addrs = tokio::task::spawn_blocking(move || k.resolve(&host))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match addrs {
+            Ok(addrs) => {
+                let pick = addrs
+                    .iter()
+                    .find(|a| family.v4 && a.is_ipv4())
+                    .or_else(|| addrs.iter().find(|a| family.v6 && a.is_ipv6()));
+                if let Some(a) = pick {
+                    tid.traddr = a.to_string();
+                    out.push(tid);
+                }
+            }
+            Err(e) => log::error!("{e}"),
+        }
+    }
+    out
+}

@@ -12,6 +12,8 @@
 //! | [`logging`] | stderr logging with syslog priorities for journald, `tron` at run time |
 //! | [`notify`] | `sd_notify` without libsystemd |
 //! | [`kernel`] | the kernel operations both daemons make (connect, list, delete), as a trait with a fake-able seam |
+//! | [`dlpe`] | discovery log entries in nvme-stas's DLPE dict form and back |
+//! | [`daemon`] | process plumbing both daemons share: runtime, start-up checks, `--check-config`, signals |
 //! | [`dbus`] | the shapes both D-Bus APIs share: ordered dicts, Python's text forms, secrets |
 //!
 //! Nothing here makes syscalls of its own: the kernel is reached through
@@ -20,7 +22,9 @@
 use std::collections::BTreeMap;
 
 pub mod config;
+pub mod daemon;
 pub mod dbus;
+pub mod dlpe;
 pub mod ini;
 pub mod kernel;
 pub mod lkc;
