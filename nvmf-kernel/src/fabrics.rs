@@ -43,6 +43,10 @@ pub const LEGACY_OPTIONS: &[&str] = &[
     "discovery",
 ];
 
+/// What /dev/nvme-fabrics lists on Debian 12's 6.1 kernel (the lab's),
+/// for fakes and tests.
+pub const LINUX_6_1_OPTIONS: &str = "instance=-1,cntlid=-1,transport=%s,traddr=%s,trsvcid=%s,nqn=%s,queue_size=%d,nr_io_queues=%d,reconnect_delay=%d,ctrl_loss_tmo=%d,keep_alive_tmo=%d,hostnqn=%s,host_traddr=%s,host_iface=%s,hostid=%s,duplicate_connect,disable_sqflow,hdr_digest,data_digest,nr_write_queues=%d,nr_poll_queues=%d,tos=%d,fast_io_fail_tmo=%d,discovery,dhchap_secret=%s,dhchap_ctrl_secret=%s\n";
+
 /// The connect options the running kernel accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupportedOptions {
@@ -591,8 +595,7 @@ impl Fabrics {
 mod tests {
     use super::*;
 
-    // What a 6.1 Debian cloud kernel lists (lab).
-    const LIST_61: &str = "instance=-1,cntlid=-1,transport=%s,traddr=%s,trsvcid=%s,nqn=%s,queue_size=%d,nr_io_queues=%d,reconnect_delay=%d,ctrl_loss_tmo=%d,keep_alive_tmo=%d,hostnqn=%s,host_traddr=%s,host_iface=%s,hostid=%s,duplicate_connect,disable_sqflow,hdr_digest,data_digest,nr_write_queues=%d,nr_poll_queues=%d,tos=%d,fast_io_fail_tmo=%d,discovery,dhchap_secret=%s,dhchap_ctrl_secret=%s\n";
+    const LIST_61: &str = LINUX_6_1_OPTIONS;
 
     fn dc(nqn: &str) -> ConnectOptions {
         let mut o =

@@ -1,6 +1,319 @@
-//! stacd: the I/O-controller daemon (to be built by the stacd issue).
+//! stacd: the I/O-controller daemon of stas.
+//!
+//! Connects the NVMe-oF I/O controllers that stacd.conf names and that
+//! stafd's discovery log pages list, keeps them connected, and disconnects
+//! them when they are no longer wanted, as the disconnect-scope says. A
+//! drop-in for nvme-stas's stacd: same /etc/stas files, D-Bus API and
+//! behaviour (see the spec in shared/spec/nvme-stas-behaviour.md §7).
 
-fn main() {
-    eprintln!("stacd: not implemented yet in this build of stas");
-    std::process::exit(1);
+mod dbus;
+mod ioc;
+mod service;
+mod sim;
+mod staf;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use nvmf_kernel::uevent::{UeventStream, DEFAULT_RCVBUF};
+use nvmf_kernel::KernelPaths;
+use stas_common::config::{self, StacdConfig, SysConf};
+use stas_common::kernel::{FabricKernel, SystemFabric};
+use stas_common::lkc::LkcFile;
+use stas_common::tid::TidContext;
+use stas_common::{daemon, logging, notify};
+
+use crate::ioc::HostInfo;
+use crate::service::{Input, Service, ServiceHandle};
+
+const PROG: &str = "stacd";
+
+#[derive(Debug, Parser)]
+#[command(name = PROG, about = "STorage Appliance Connector: connects the NVMe-oF I/O controllers that configuration and discovery name", disable_version_flag = true)]
+struct Args {
+    /// Configuration file.
+    #[arg(
+        short = 'f',
+        long = "conf-file",
+        default_value = "/etc/stas/stacd.conf"
+    )]
+    conf_file: PathBuf,
+    /// Host configuration (sys.conf).
+    #[arg(long = "sys-conf", default_value = "/etc/stas/sys.conf")]
+    sys_conf: PathBuf,
+    /// Log to the journal/syslog (priority prefixes on stderr).
+    #[arg(short = 's', long)]
+    syslog: bool,
+    /// Start with debug tracing on.
+    #[arg(long)]
+    tron: bool,
+    /// Check the configuration, print the effective configuration and exit
+    /// (non-zero when anything is wrong), like `sshd -t`.
+    #[arg(long)]
+    check_config: bool,
+    /// Print the version and exit.
+    #[arg(short = 'v', long)]
+    version: bool,
+    /// Where hostnqn/hostid/hostkey live when sys.conf does not say (tests).
+    #[arg(long, hide = true, default_value = "/etc/nvme")]
+    nvme_dir: PathBuf,
+    /// Run against a simulated kernel where every subsystem is reachable,
+    /// with this many configured (benchmarks, demos; no root needed).
+    /// Prints `@@steady` once they are connected.
+    #[arg(long, hide = true)]
+    sim: Option<usize>,
+    /// Use the D-Bus bus at this address instead of the system bus (tests);
+    /// also taken from $STAS_BUS_ADDRESS.
+    #[arg(long = "bus-address", hide = true)]
+    bus_address: Option<String>,
+}
+
+fn load_config(path: &Path) -> Result<StacdConfig, String> {
+    daemon::load_logged(path, config::load_stacd)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.version {
+        daemon::print_version();
+        return ExitCode::SUCCESS;
+    }
+    if args.check_config {
+        return daemon::check_config(
+            &args.sys_conf,
+            &args.nvme_dir,
+            &args.conf_file,
+            config::load_stacd,
+        );
+    }
+    logging::init(args.syslog || logging::stderr_is_journal(), args.tron);
+    let bus_address = args
+        .bus_address
+        .clone()
+        .or_else(|| std::env::var(stas_common::dbus::ADDRESS_ENV).ok());
+    if let Some(n) = args.sim {
+        let Some(rt) = daemon::runtime() else {
+            return ExitCode::from(1);
+        };
+        return rt.block_on(simulate(n, bus_address));
+    }
+    let paths = KernelPaths::default();
+    if let Err(code) = daemon::startup_checks(PROG, &paths) {
+        return code;
+    }
+    let sys = match daemon::load_sysconf(&args.sys_conf, &args.nvme_dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let cfg = match load_config(&args.conf_file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    logging::set_tron(args.tron || cfg.global.tron);
+    let Some(rt) = daemon::runtime() else {
+        return ExitCode::from(1);
+    };
+    rt.block_on(run(args.conf_file, bus_address, paths, sys, cfg))
+}
+
+fn host_info(sys: &SysConf) -> HostInfo {
+    HostInfo {
+        hostnqn: sys.hostnqn.clone(),
+        hostid: sys.hostid.clone(),
+        hostkey: sys.hostkey.clone(),
+    }
+}
+
+/// Serves D-Bus and follows stafd on `address` (or the system bus).
+async fn start_dbus(
+    address: Option<&str>,
+    cfg: dbus::DbusConfig,
+    handle: &ServiceHandle,
+) -> Result<zbus::Connection, ExitCode> {
+    let conn = match dbus::serve(address, cfg).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot register {} on D-Bus: {e}", dbus::BUS_NAME);
+            return Err(ExitCode::from(1));
+        }
+    };
+    let (c, h) = (conn.clone(), handle.clone());
+    tokio::spawn(async move {
+        if let Err(e) = dbus::follow_stafd(c, h).await {
+            log::error!("Failed to connect to staf: cannot follow it on D-Bus: {e}");
+        }
+    });
+    Ok(conn)
+}
+
+/// `--sim N`: the real service against the simulated kernel; with a bus
+/// address it also serves D-Bus there and follows stafd on it.
+async fn simulate(n: usize, bus: Option<String>) -> ExitCode {
+    let (sim, cfg) = sim::populated(n);
+    let host = sim::host();
+    let sys = SysConf {
+        hostnqn: host.hostnqn.clone(),
+        hostid: host.hostid.clone(),
+        hostkey: None,
+        symname: None,
+    };
+    let ctx = TidContext {
+        host_nqn: host.hostnqn.clone(),
+        ignore_iface: cfg.global.ignore_iface,
+    };
+    let (mut svc, handle) = Service::new(sim, host, Arc::new(cfg), None);
+    svc.restore().await;
+    let _conn = match &bus {
+        Some(address) => {
+            let dbus_cfg = dbus::DbusConfig {
+                view: handle.view.clone(),
+                tid_context: stas_common::dbus::SharedTidContext::new(ctx),
+                sys,
+                lkc_path: None,
+                kernel_tp8013: true,
+                kernel_host_iface: true,
+                device_info: None,
+            };
+            match start_dbus(Some(address), dbus_cfg, &handle).await {
+                Ok(c) => Some(c),
+                Err(code) => return code,
+            }
+        }
+        None => None,
+    };
+    let service = tokio::spawn(svc.run());
+    let _ = notify::notify("READY=1");
+    loop {
+        let all = handle.view.snapshot();
+        if all.len() >= n && all.iter().all(ioc::IocStatus::connected) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    println!("@@steady {n}");
+    let Ok(mut signals) = daemon::ProcessSignals::install() else {
+        return ExitCode::from(1);
+    };
+    signals.stop().await;
+    handle.send(Input::Shutdown);
+    let _ = service.await;
+    ExitCode::SUCCESS
+}
+
+async fn run(
+    conf_file: PathBuf,
+    bus_address: Option<String>,
+    paths: KernelPaths,
+    sys: SysConf,
+    cfg: StacdConfig,
+) -> ExitCode {
+    // Subscribe before anything scans sysfs, so no event falls in between.
+    let mut uevents = match UeventStream::open(DEFAULT_RCVBUF, true) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot listen to kernel events: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let lkc = LkcFile::new(
+        LkcFile::default_path(PROG, std::env::var("RUNTIME_DIRECTORY").ok().as_deref()),
+        PROG,
+    );
+    let kernel = Arc::new(SystemFabric {
+        paths: paths.clone(),
+    });
+    let supported = kernel
+        .supported_options()
+        .unwrap_or_else(|_| nvmf_kernel::fabrics::SupportedOptions::legacy());
+    let tid_context = stas_common::dbus::SharedTidContext::new(TidContext {
+        host_nqn: sys.hostnqn.clone(),
+        ignore_iface: cfg.global.ignore_iface,
+    });
+    let lkc_path = lkc.path().to_path_buf();
+    let (mut svc, handle) = Service::new(kernel, host_info(&sys), Arc::new(cfg), Some(lkc));
+    svc.restore().await;
+    let dbus_cfg = dbus::DbusConfig {
+        view: handle.view.clone(),
+        tid_context: tid_context.clone(),
+        sys: sys.clone(),
+        lkc_path: Some(lkc_path),
+        kernel_tp8013: supported.contains("discovery"),
+        kernel_host_iface: supported.contains("host_iface"),
+        device_info: Some(Arc::new(move |dev: &str| {
+            nvmf_kernel::sysfs::Sysfs::new(&paths)
+                .controller(dev)
+                .ok()
+                .flatten()
+        })),
+    };
+    // Kept for the life of the daemon: dropping it leaves the bus.
+    let _dbus = match start_dbus(bus_address.as_deref(), dbus_cfg, &handle).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut service = tokio::spawn(svc.run());
+
+    let h = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            match uevents.next().await {
+                Ok(item) => h.send(Input::Uevent(item)),
+                Err(e) => {
+                    log::error!("kernel events: {e}");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+
+    let Ok(mut signals) = daemon::ProcessSignals::install() else {
+        eprintln!("cannot install signal handlers");
+        return ExitCode::from(1);
+    };
+    let _ = notify::notify("READY=1");
+    log::info!("{PROG} started");
+    loop {
+        tokio::select! {
+            reload = signals.next_is_reload() => {
+                if !reload {
+                    break;
+                }
+                let _ = notify::notify("RELOADING=1");
+                match load_config(&conf_file) {
+                    Ok(c) => {
+                        logging::set_tron(c.global.tron);
+                        tid_context.set(TidContext {
+                            host_nqn: sys.hostnqn.clone(),
+                            ignore_iface: c.global.ignore_iface,
+                        });
+                        handle.send(Input::Reload(Arc::new(c)));
+                        log::info!("configuration reloaded from {}", conf_file.display());
+                    }
+                    Err(e) => log::error!("{e}; keeping the last good configuration"),
+                }
+                let _ = notify::notify("READY=1");
+            }
+            r = &mut service => {
+                log::error!("service ended unexpectedly: {r:?}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let _ = notify::notify("STOPPING=1");
+    handle.send(Input::Shutdown);
+    // A second signal while draining ends the process at once.
+    tokio::select! {
+        r = &mut service => {
+            log::info!("{PROG} stopped ({:?})", r.map(|s| s.reconciliations));
+            ExitCode::SUCCESS
+        }
+        () = signals.stop() => ExitCode::from(1),
+    }
 }

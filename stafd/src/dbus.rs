@@ -24,7 +24,6 @@ use nvmf_kernel::sysfs::ControllerInfo;
 use stas_common::config::SysConf;
 pub use stas_common::dbus::*;
 use stas_common::tid::Tid;
-use stas_common::Cid;
 use tokio::sync::mpsc;
 use zbus::message::Header;
 use zbus::names::BusName;
@@ -82,22 +81,7 @@ impl std::fmt::Debug for DbusConfig {
 
 impl DbusConfig {
     fn find(&self, fields: [&str; 7]) -> Option<DcStatus> {
-        let keys = [
-            "transport",
-            "traddr",
-            "trsvcid",
-            "subsysnqn",
-            "host-traddr",
-            "host-iface",
-            "host-nqn",
-        ];
-        // host-nqn is always given, so it is taken literally even if empty (§11.2).
-        let cid: Cid = keys
-            .iter()
-            .zip(fields)
-            .map(|(k, v)| ((*k).to_owned(), v.to_owned()))
-            .collect();
-        let tid = Tid::from_cid(&cid, &self.tid_context.get());
+        let tid = tid_from_fields(fields, &self.tid_context.get());
         self.view.snapshot().into_iter().find(|s| s.tid == tid)
     }
 }
@@ -166,28 +150,13 @@ pub fn info_dict(s: &DcStatus, redact: bool) -> OrderedDict {
 /// the bound device (`dev`) and `connected`.
 pub fn details_dict(s: &DcStatus, redact: bool, dev: Option<&ControllerInfo>) -> OrderedDict {
     let mut d = info_dict(s, redact);
-    let text = |v: Option<&String>| {
-        v.filter(|v| v.as_str() != "(efault)")
-            .cloned()
-            .unwrap_or_default()
-    };
     let bound = s.device.is_some();
     let dctype = dev
         .and_then(|i| i.dctype)
         .or(if bound { s.dctype } else { None })
         .map(|t| t.stas_str().into_owned())
         .unwrap_or_default();
-    d.set("hostid", text(dev.and_then(|i| i.hostid.as_ref())));
-    d.set("hostnqn", text(dev.and_then(|i| i.hostnqn.as_ref())));
-    d.set("model", text(dev.and_then(|i| i.model.as_ref())));
-    d.set("serial", text(dev.and_then(|i| i.serial.as_ref())));
-    d.set("dctype", dctype);
-    d.set(
-        "cntrltype",
-        dev.and_then(|i| i.cntrltype)
-            .map(|t| t.stas_str().into_owned())
-            .unwrap_or_default(),
-    );
+    add_device_attrs(&mut d, dev, dctype);
     d.set("connected", py_bool(s.connected));
     d
 }
@@ -578,6 +547,7 @@ mod tests {
 
     use serde::Serialize;
     use stas_common::tid::TidContext;
+    use stas_common::Cid;
     use zbus::zvariant::Type;
 
     use super::*;

@@ -19,9 +19,6 @@ use stas_common::matching::{Interface, InterfaceTable};
 
 use crate::kernel::{FabricKernel, Kernel};
 
-/// What the 6.1 kernel in the lab accepts.
-pub const OPTIONS_61: &str = "instance=-1,cntlid=-1,transport=%s,traddr=%s,trsvcid=%s,nqn=%s,queue_size=%d,nr_io_queues=%d,reconnect_delay=%d,ctrl_loss_tmo=%d,keep_alive_tmo=%d,hostnqn=%s,host_traddr=%s,host_iface=%s,hostid=%s,duplicate_connect,disable_sqflow,hdr_digest,data_digest,nr_write_queues=%d,nr_poll_queues=%d,tos=%d,fast_io_fail_tmo=%d,discovery,dhchap_secret=%s,dhchap_ctrl_secret=%s";
-
 /// A simulated discovery controller, reachable at (traddr, trsvcid).
 #[derive(Debug, Clone, Default)]
 pub struct SimDc {
@@ -202,7 +199,9 @@ impl SimKernel {
 
 impl FabricKernel for SimKernel {
     fn supported_options(&self) -> Result<SupportedOptions, KernelError> {
-        Ok(SupportedOptions::parse(OPTIONS_61))
+        Ok(SupportedOptions::parse(
+            nvmf_kernel::fabrics::LINUX_6_1_OPTIONS,
+        ))
     }
 
     fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError> {

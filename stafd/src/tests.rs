@@ -676,7 +676,7 @@ async fn unique_discovery_nqn_is_a_discovery_connection_with_kato() {
     assert_eq!(c.keep_alive_tmo, Some(30));
     let opts = nvmf_kernel::fabrics::build_option_string(
         &c,
-        &nvmf_kernel::fabrics::SupportedOptions::parse(crate::sim::OPTIONS_61),
+        &nvmf_kernel::fabrics::SupportedOptions::parse(nvmf_kernel::fabrics::LINUX_6_1_OPTIONS),
     )
     .unwrap();
     assert!(opts.text.contains(",discovery"), "{}", opts.text);

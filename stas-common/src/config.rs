@@ -214,7 +214,6 @@ impl fmt::Display for Persistence {
 
 /// stacd `disconnect-scope` (spec §7.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
 pub enum DisconnectScope {
     /// `only-stas-connections`.
     #[default]

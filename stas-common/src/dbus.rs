@@ -405,3 +405,49 @@ pub fn process_info_json(
     ])
     .dumps()
 }
+
+/// The TID of a `get_log_pages` / `controller_info` call (§11.8): the seven
+/// fields, with the TID rules applied; host-nqn is always given, so it is
+/// taken literally even if empty.
+pub fn tid_from_fields(fields: [&str; 7], ctx: &TidContext) -> Tid {
+    let keys = [
+        "transport",
+        "traddr",
+        "trsvcid",
+        "subsysnqn",
+        "host-traddr",
+        "host-iface",
+        "host-nqn",
+    ];
+    let cid: crate::Cid = keys
+        .iter()
+        .zip(fields)
+        .map(|(k, v)| ((*k).to_owned(), v.to_owned()))
+        .collect();
+    Tid::from_cid(&cid, ctx)
+}
+
+/// The sysfs part of the details dict (§11.5.3): `hostid`, `hostnqn`,
+/// `model`, `serial`, `dctype`, `cntrltype`, each "" when unknown.
+pub fn add_device_attrs(
+    d: &mut OrderedDict,
+    dev: Option<&nvmf_kernel::sysfs::ControllerInfo>,
+    dctype: String,
+) {
+    let text = |v: Option<&String>| {
+        v.filter(|v| v.as_str() != "(efault)")
+            .cloned()
+            .unwrap_or_default()
+    };
+    d.set("hostid", text(dev.and_then(|i| i.hostid.as_ref())));
+    d.set("hostnqn", text(dev.and_then(|i| i.hostnqn.as_ref())));
+    d.set("model", text(dev.and_then(|i| i.model.as_ref())));
+    d.set("serial", text(dev.and_then(|i| i.serial.as_ref())));
+    d.set("dctype", dctype);
+    d.set(
+        "cntrltype",
+        dev.and_then(|i| i.cntrltype)
+            .map(|t| t.stas_str().into_owned())
+            .unwrap_or_default(),
+    );
+}

@@ -1,0 +1,379 @@
+//! stacd on D-Bus (nvme-stas-behaviour §7.3, §11): it serves
+//! `org.nvmexpress.stac` and `org.nvmexpress.stac.debug` at
+//! `/org/nvmexpress/stac` with upstream's members and shapes, and follows
+//! stafd: its name on the bus, its `log_pages_changed` and `dc_removed`
+//! signals, and its `get_all_log_pages(true)` answer.
+//!
+//! As in stafd, DH-HMAC-CHAP secrets are shown as `<redacted>` unless the
+//! bus says the caller is root (spec §11.9 \[REC\]).
+
+// controller_info has seven string arguments (the TID fields).
+#![allow(clippy::too_many_arguments)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use nvmf_kernel::sysfs::ControllerInfo;
+use stas_common::config::SysConf;
+use stas_common::dbus::{
+    add_device_attrs, controller_id_dict, is_secret, must_redact, operation_text, py_bool,
+    py_repr_str, tid_from_fields, timer_text, Json, OrderedDict, SharedTidContext,
+};
+use zbus::message::{Header, Type as MessageType};
+use zbus::{fdo, interface, Connection, MatchRule, MessageStream};
+
+use crate::ioc::{IocStatus, Stage, SLOW_RETRY};
+use crate::service::{Input, ServiceHandle, View};
+use crate::staf::{parse_all_log_pages, StafView};
+
+/// The well-known bus name stacd owns.
+pub const BUS_NAME: &str = "org.nvmexpress.stac";
+/// The object both interfaces live on.
+pub const OBJECT_PATH: &str = "/org/nvmexpress/stac";
+/// The main interface.
+pub const INTERFACE: &str = "org.nvmexpress.stac";
+/// The debug interface.
+pub const DEBUG_INTERFACE: &str = "org.nvmexpress.stac.debug";
+
+/// stafd's bus name, object and interface.
+pub const STAF_BUS_NAME: &str = "org.nvmexpress.staf";
+const STAF_OBJECT_PATH: &str = "/org/nvmexpress/staf";
+const STAF_INTERFACE: &str = "org.nvmexpress.staf";
+/// How long stafd may take to answer `get_all_log_pages`.
+const STAF_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads the sysfs attributes of a kernel device (`nvmeN`) for the details
+/// dict; may block briefly (it is run on the blocking pool).
+pub type DeviceInfoFn = Arc<dyn Fn(&str) -> Option<ControllerInfo> + Send + Sync>;
+
+/// What the D-Bus objects answer from.
+#[derive(Clone)]
+pub struct DbusConfig {
+    /// The service's controllers.
+    pub view: View,
+    /// How call arguments become TIDs.
+    pub tid_context: SharedTidContext,
+    /// sys.conf.
+    pub sys: SysConf,
+    /// The last-known-configuration file.
+    pub lkc_path: Option<PathBuf>,
+    /// Whether the kernel supports TP8013 (`discovery`).
+    pub kernel_tp8013: bool,
+    /// Whether the kernel supports `host_iface`.
+    pub kernel_host_iface: bool,
+    /// sysfs reader for details (None: no device attributes).
+    pub device_info: Option<DeviceInfoFn>,
+}
+
+impl std::fmt::Debug for DbusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbusConfig")
+            .field("lkc_path", &self.lkc_path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn has_secrets(s: &IocStatus) -> bool {
+    s.tid.cfg.keys().any(|k| is_secret(k))
+}
+
+/// The info dict (§11.5.2) of an I/O controller.
+pub fn info_dict(s: &IocStatus, redact: bool) -> OrderedDict {
+    let mut d = controller_id_dict(&s.tid, s.device.as_deref(), redact);
+    d.set("connect attempts", s.connect_attempts.to_string());
+    let interval = s.retry_in.unwrap_or(SLOW_RETRY);
+    d.set("retry connect timer", timer_text(interval, None));
+    if s.stage == Stage::Connecting {
+        d.set(
+            "connect operation",
+            operation_text(
+                s.connect_attempts.saturating_sub(1),
+                s.last_error.as_deref(),
+            ),
+        );
+    }
+    d
+}
+
+/// Python's repr of the DLPE dict, or `None`.
+fn dlpe_repr(s: &IocStatus) -> String {
+    let Some(e) = &s.dlpe else {
+        return "None".to_owned();
+    };
+    let items: Vec<String> = stas_common::dlpe::to_dict(e)
+        .iter()
+        .map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr_str(v)))
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+/// The details dict (§11.5.3) of an I/O controller.
+pub fn details_dict(s: &IocStatus, redact: bool, dev: Option<&ControllerInfo>) -> OrderedDict {
+    let mut d = info_dict(s, redact);
+    let dctype = dev
+        .and_then(|i| i.dctype)
+        .map(|t| t.stas_str().into_owned())
+        .unwrap_or_default();
+    add_device_attrs(&mut d, dev, dctype);
+    d.set("connected", py_bool(s.connected()));
+    d.set("dlpe", dlpe_repr(s));
+    d.set("dlpe.eflags.ncc", py_bool(s.ncc()));
+    d
+}
+
+async fn with_device_info(
+    cfg: &DbusConfig,
+    iocs: Vec<IocStatus>,
+) -> Vec<(IocStatus, Option<ControllerInfo>)> {
+    let Some(read) = cfg.device_info.clone() else {
+        return iocs.into_iter().map(|s| (s, None)).collect();
+    };
+    let names: Vec<Option<String>> = iocs.iter().map(|s| s.device.clone()).collect();
+    let infos = tokio::task::spawn_blocking(move || {
+        names
+            .iter()
+            .map(|n| n.as_deref().and_then(|n| read(n)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut infos = infos.into_iter();
+    iocs.into_iter()
+        .map(|s| (s, infos.next().flatten()))
+        .collect()
+}
+
+/// `org.nvmexpress.stac`.
+#[derive(Debug, Clone)]
+pub struct StacInterface {
+    cfg: Arc<DbusConfig>,
+}
+
+#[interface(name = "org.nvmexpress.stac")]
+impl StacInterface {
+    /// One dict per I/O controller: its controller-id dict, or its details.
+    #[zbus(name = "list_controllers")]
+    async fn list_controllers(
+        &self,
+        detailed: bool,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Vec<OrderedDict> {
+        let iocs = self.cfg.view.snapshot();
+        let redact = must_redact(iocs.iter().any(has_secrets), conn, &hdr).await;
+        if !detailed {
+            return iocs
+                .iter()
+                .map(|s| controller_id_dict(&s.tid, s.device.as_deref(), redact))
+                .collect();
+        }
+        with_device_info(&self.cfg, iocs)
+            .await
+            .iter()
+            .map(|(s, dev)| details_dict(s, redact, dev.as_ref()))
+            .collect()
+    }
+}
+
+/// `org.nvmexpress.stac.debug`.
+#[derive(Debug, Clone)]
+pub struct StacDebug {
+    cfg: Arc<DbusConfig>,
+}
+
+#[interface(name = "org.nvmexpress.stac.debug")]
+impl StacDebug {
+    /// Debug tracing (writes are limited to root by the bus policy).
+    #[zbus(property(emits_changed_signal = "false"), name = "tron")]
+    fn tron(&self) -> bool {
+        stas_common::logging::tron()
+    }
+
+    #[zbus(property, name = "tron")]
+    fn set_tron(&mut self, on: bool) {
+        stas_common::logging::set_tron(on);
+        log::info!("tron set to {} over D-Bus", py_bool(on));
+    }
+
+    /// `DEBUG` or `INFO`.
+    #[zbus(property(emits_changed_signal = "false"), name = "log_level")]
+    fn log_level(&self) -> String {
+        stas_common::logging::level_name().to_owned()
+    }
+
+    /// The daemon's state as JSON (§11.5.5).
+    #[zbus(name = "process_info")]
+    async fn process_info(
+        &self,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> String {
+        let redact = must_redact(self.cfg.sys.hostkey.is_some(), conn, &hdr).await;
+        stas_common::dbus::process_info_json(
+            &self.cfg.sys,
+            self.cfg.lkc_path.as_deref(),
+            self.cfg.kernel_tp8013,
+            self.cfg.kernel_host_iface,
+            redact,
+        )
+    }
+
+    /// The info dict of the I/O controller with this TID as JSON, or `{}`.
+    #[zbus(name = "controller_info")]
+    async fn controller_info(
+        &self,
+        transport: &str,
+        traddr: &str,
+        trsvcid: &str,
+        subsysnqn: &str,
+        host_traddr: &str,
+        host_iface: &str,
+        host_nqn: &str,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> String {
+        let tid = tid_from_fields(
+            [
+                transport,
+                traddr,
+                trsvcid,
+                subsysnqn,
+                host_traddr,
+                host_iface,
+                host_nqn,
+            ],
+            &self.cfg.tid_context.get(),
+        );
+        match self.cfg.view.snapshot().into_iter().find(|s| s.tid == tid) {
+            Some(s) => {
+                let redact = must_redact(has_secrets(&s), conn, &hdr).await;
+                Json::from(&info_dict(&s, redact)).dumps()
+            }
+            None => "{}".to_owned(),
+        }
+    }
+}
+
+/// Builds the connection of `builder` with both interfaces exported at
+/// [`OBJECT_PATH`]. Requests no name (see [`serve`]).
+pub async fn export(
+    builder: zbus::connection::Builder<'_>,
+    cfg: DbusConfig,
+) -> zbus::Result<Connection> {
+    let cfg = Arc::new(cfg);
+    let conn = builder
+        .serve_at(OBJECT_PATH, StacInterface { cfg: cfg.clone() })?
+        .serve_at(OBJECT_PATH, StacDebug { cfg })?
+        .build()
+        .await?;
+    log::debug!("D-Bus: {INTERFACE} and {DEBUG_INTERFACE} exported at {OBJECT_PATH}");
+    Ok(conn)
+}
+
+/// Connects to the system bus (or `address`), exports the objects, then
+/// asks for [`BUS_NAME`] without queueing: a second stacd fails with
+/// [`zbus::Error::NameTaken`].
+pub async fn serve(address: Option<&str>, cfg: DbusConfig) -> zbus::Result<Connection> {
+    let builder = match address {
+        Some(a) => zbus::connection::Builder::address(a)?,
+        None => zbus::connection::Builder::system()?,
+    };
+    let conn = export(builder, cfg).await?;
+    conn.request_name_with_flags(BUS_NAME, fdo::RequestNameFlags::DoNotQueue.into())
+        .await?;
+    Ok(conn)
+}
+
+/// Asks stafd for every log page; any failure is "unknown", never "empty".
+async fn fetch(conn: &Connection) -> StafView {
+    let call = conn.call_method(
+        Some(STAF_BUS_NAME),
+        STAF_OBJECT_PATH,
+        Some(STAF_INTERFACE),
+        "get_all_log_pages",
+        &(true,),
+    );
+    let reply = match tokio::time::timeout(STAF_CALL_TIMEOUT, call).await {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            log::error!("Failed to connect to staf: {e}");
+            return StafView::Unknown;
+        }
+        Err(_) => {
+            log::error!(
+                "Failed to connect to staf: no answer to get_all_log_pages within {} s",
+                STAF_CALL_TIMEOUT.as_secs()
+            );
+            return StafView::Unknown;
+        }
+    };
+    let text: String = match reply.body().deserialize() {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("stafd's get_all_log_pages answer has the wrong type: {e}");
+            return StafView::Unknown;
+        }
+    };
+    match parse_all_log_pages(&text) {
+        Ok(dcs) => StafView::Known(dcs),
+        Err(e) => {
+            log::error!("{e}");
+            StafView::Unknown
+        }
+    }
+}
+
+/// Follows stafd on `conn` for as long as the daemon runs: fetches its log
+/// pages when it appears and after each of its signals (a burst of signals
+/// costs one fetch), and reports it unknown when it goes away (§7.3).
+pub async fn follow_stafd(conn: Connection, service: ServiceHandle) -> zbus::Result<()> {
+    let bus = fdo::DBusProxy::new(&conn).await?;
+    let mut owners = bus
+        .receive_name_owner_changed_with_args(&[(0, STAF_BUS_NAME)])
+        .await?;
+    let rule = MatchRule::builder()
+        .msg_type(MessageType::Signal)
+        .interface(STAF_INTERFACE)?
+        .path(STAF_OBJECT_PATH)?
+        .build();
+    let mut signals = MessageStream::for_match_rule(rule, &conn, None).await?;
+    let staf_name = zbus::names::BusName::try_from(STAF_BUS_NAME)?;
+    let mut present = bus.name_has_owner(staf_name).await.unwrap_or(false);
+    let mut pending = present;
+    if !present {
+        log::info!("stafd is not on the bus yet; waiting for it");
+    }
+    loop {
+        tokio::select! {
+            biased;
+            change = owners.next() => {
+                let Some(change) = change else { return Ok(()) };
+                let Ok(args) = change.args() else { continue };
+                present = args.new_owner().is_some();
+                if present {
+                    log::info!("stafd appeared on the bus");
+                    pending = true;
+                } else {
+                    log::info!("stafd left the bus");
+                    pending = false;
+                    service.send(Input::Staf(StafView::Unknown));
+                }
+            }
+            msg = signals.next() => {
+                let Some(msg) = msg else { return Ok(()) };
+                if let Ok(m) = msg {
+                    let member = m.header().member().map(|m| m.to_string()).unwrap_or_default();
+                    log::debug!("stafd signal {member}");
+                }
+                pending |= present;
+            }
+            () = std::future::ready(()), if pending => {
+                pending = false;
+                let view = fetch(&conn).await;
+                service.send(Input::Staf(view));
+            }
+        }
+    }
+}

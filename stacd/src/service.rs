@@ -1,0 +1,655 @@
+//! The service: wanted I/O controllers (stacd.conf plus the `nvme` entries
+//! of stafd's log pages) versus running tasks, reconciled whenever anything
+//! that shapes the wanted set changes; the audit of external connections;
+//! the routing of kernel events; the last-known configuration; reload and
+//! shutdown (nvme-stas-behaviour §7).
+//!
+//! Upstream soaks every trigger for 1.5 s (10 s after stafd comes back).
+//! Here a trigger sets a flag and the loop reconciles once it has drained
+//! what is queued, so bursts still cost one reconciliation and a lone
+//! change is acted on at once.
+//!
+//! Unknown is not empty: while stafd is away or has not answered, I/O
+//! controllers that only stafd can vouch for are left alone; they are
+//! reconciled when stafd answers again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nvmf_kernel::uevent::{Action, UeventItem};
+use nvmf_proto::dlp::DiscoveryLogEntry;
+use nvmf_proto::types::SubType;
+use stas_common::config::{DisconnectScope, StacdConfig};
+use stas_common::kernel::{resolve_configured, FabricKernel};
+use stas_common::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
+use stas_common::matching::{existing, tid_of_existing};
+use stas_common::tid::{filter_addresses, remove_excluded, Tid, TidContext};
+use stas_common::Cid;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::ioc::{lock, Command, HostInfo, IocContext, IocHandle, IocStatus, Notice, Source};
+use crate::staf::StafView;
+
+/// How long after a kernel `add` event the audit looks (sysfs attributes of
+/// a new device are not complete when the event arrives, §7.5).
+pub const AUDIT_DELAY: Duration = Duration::from_secs(1);
+
+/// The NVMe/TCP I/O port, for configured TCP I/O controllers without one.
+pub const IO_TCP_PORT: &str = "4420";
+
+/// Inputs of the service loop.
+#[derive(Debug)]
+pub enum Input {
+    /// What stafd says now (or that it is away).
+    Staf(StafView),
+    /// A kernel uevent, or news that some were lost.
+    Uevent(UeventItem),
+    /// A new configuration (SIGHUP).
+    Reload(Arc<StacdConfig>),
+    /// The TIDs of the external connections an audit found.
+    Audited(Vec<Tid>),
+    /// Stop every task (keeping every connection) and end.
+    Shutdown,
+}
+
+/// Counters for tests and debug output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Reconciliations run.
+    pub reconciliations: u64,
+    /// Audits run.
+    pub audits: u64,
+}
+
+/// The shared, read-only view the D-Bus layer uses.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    iocs: Arc<std::sync::Mutex<Vec<Arc<std::sync::Mutex<IocStatus>>>>>,
+}
+
+impl View {
+    /// A snapshot of every I/O controller's status, in TID order.
+    pub fn snapshot(&self) -> Vec<IocStatus> {
+        let list = self
+            .iocs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut v: Vec<IocStatus> = list.iter().map(|s| lock(s).clone()).collect();
+        v.sort_by(|a, b| a.tid.cmp(&b.tid));
+        v
+    }
+
+    fn set(&self, statuses: Vec<Arc<std::sync::Mutex<IocStatus>>>) {
+        *self
+            .iocs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = statuses;
+    }
+}
+
+/// How to send inputs to a running service.
+#[derive(Debug, Clone)]
+pub struct ServiceHandle {
+    tx: mpsc::UnboundedSender<Input>,
+    /// What the service knows, for D-Bus.
+    pub view: View,
+}
+
+impl ServiceHandle {
+    /// Queues an input.
+    pub fn send(&self, input: Input) {
+        let _ = self.tx.send(input);
+    }
+}
+
+/// The stacd service.
+pub struct Service {
+    ctx: Arc<IocContext>,
+    config_tx: watch::Sender<Arc<StacdConfig>>,
+    iocs: BTreeMap<Tid, IocHandle>,
+    /// Tasks told to stop that have not ended yet (upstream's terminator):
+    /// their TID is not re-created until they have.
+    draining: Vec<IocHandle>,
+    next_id: u64,
+    notices: mpsc::UnboundedReceiver<Notice>,
+    inputs: mpsc::UnboundedReceiver<Input>,
+    inputs_tx: mpsc::UnboundedSender<Input>,
+    staf: StafView,
+    lkc: Option<LkcFile>,
+    lkc_seq: u64,
+    lkc_written: Arc<std::sync::Mutex<u64>>,
+    view: View,
+    audit_at: Option<Instant>,
+    /// Counters.
+    pub stats: Stats,
+    shutting_down: bool,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("iocs", &self.iocs.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a controller that is no longer wanted keeps its kernel
+/// connection (§7.4).
+pub fn keeps_connection(cfg: &StacdConfig, tid: &Tid) -> bool {
+    match cfg.disconnect_scope {
+        DisconnectScope::OnlyStasConnections => false,
+        DisconnectScope::NoDisconnect => true,
+        DisconnectScope::AllConnectionsMatchingDisconnectTrtypes => !cfg
+            .disconnect_trtypes
+            .iter()
+            .any(|t| t.as_str() == tid.transport),
+    }
+}
+
+impl Service {
+    /// A service over `kernel` with configuration `config`.
+    pub fn new(
+        kernel: Arc<dyn FabricKernel>,
+        host: HostInfo,
+        config: Arc<StacdConfig>,
+        lkc: Option<LkcFile>,
+    ) -> (Self, ServiceHandle) {
+        let supported = match kernel.supported_options() {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("Cannot determine which NVMe options the kernel supports: {e}");
+                nvmf_kernel::fabrics::SupportedOptions::legacy()
+            }
+        };
+        if !supported.contains("host_iface") {
+            log::warn!(
+                "The kernel does not appear to support all the options needed (host_iface); consider updating"
+            );
+        }
+        let (config_tx, config_rx) = watch::channel(config);
+        let (ntx, notices) = mpsc::unbounded_channel();
+        let (itx, inputs) = mpsc::unbounded_channel();
+        let ctx = Arc::new(IocContext {
+            kernel,
+            host: Arc::new(host),
+            config: config_rx,
+            supported: Arc::new(supported),
+            notices: ntx,
+        });
+        let view = View::default();
+        let svc = Self {
+            ctx,
+            config_tx,
+            iocs: BTreeMap::new(),
+            draining: Vec::new(),
+            next_id: 0,
+            notices,
+            inputs,
+            inputs_tx: itx.clone(),
+            staf: StafView::Unknown,
+            lkc,
+            lkc_seq: 0,
+            lkc_written: Arc::default(),
+            view: view.clone(),
+            audit_at: None,
+            stats: Stats::default(),
+            shutting_down: false,
+        };
+        (svc, ServiceHandle { tx: itx, view })
+    }
+
+    fn config(&self) -> Arc<StacdConfig> {
+        self.config_tx.borrow().clone()
+    }
+
+    fn tid_context(&self) -> TidContext {
+        TidContext {
+            host_nqn: self.ctx.host.hostnqn.clone(),
+            ignore_iface: self.config().global.ignore_iface,
+        }
+    }
+
+    fn spawn(&mut self, tid: Tid, source: Source, dlpe: Option<DiscoveryLogEntry>) {
+        self.next_id = self.next_id.wrapping_add(1);
+        let handle = IocHandle::spawn(self.ctx.clone(), self.next_id, tid.clone(), source, dlpe);
+        self.iocs.insert(tid, handle);
+    }
+
+    fn publish_view(&self) {
+        self.view
+            .set(self.iocs.values().map(|h| h.status.clone()).collect());
+    }
+
+    fn pending_disposal(&self, tid: &Tid) -> bool {
+        self.draining.iter().any(|h| lock(&h.status).tid == *tid)
+    }
+
+    /// Recreates the controllers of the last-known configuration that still
+    /// have a kernel connection (§7.1), so a restart adopts them and tears
+    /// nothing down while stafd has not answered yet.
+    pub async fn restore(&mut self) {
+        let Some(file) = self.lkc.clone() else { return };
+        let lkc = match file.load::<LastKnownConfig>() {
+            Ok(Some(l)) => l,
+            Ok(None) => return,
+            Err(e) => {
+                log::warn!("{e}");
+                return;
+            }
+        };
+        let ctx = self.tid_context();
+        let kernel = self.ctx.kernel.clone();
+        let scan = tokio::task::spawn_blocking(move || {
+            let ifaces = kernel.interfaces();
+            let found: Vec<_> = kernel
+                .controllers()
+                .unwrap_or_default()
+                .iter()
+                .map(existing)
+                .collect();
+            (ifaces, found)
+        })
+        .await;
+        let Ok((ifaces, found)) = scan else { return };
+        for rec in lkc.controllers {
+            let cid: Cid = rec.tid.into_iter().collect();
+            let tid = Tid::from_cid(&cid, &ctx);
+            if stas_common::matching::find_ioc(&found, &tid, &ifaces).is_none() {
+                log::debug!("{tid} - no kernel connection left; not restored");
+                continue;
+            }
+            let source = match rec.origin.as_deref() {
+                Some("configured") => Source::Configured,
+                _ => Source::Restored,
+            };
+            self.spawn(tid, source, None);
+        }
+        log::info!(
+            "Restored {} I/O controllers from {}",
+            self.iocs.len(),
+            file.path().display()
+        );
+        self.publish_view();
+    }
+
+    /// Writes the current controllers off the loop. Writes are numbered
+    /// and a write older than the last one written is dropped, so the file
+    /// always ends up with the newest state.
+    fn save_lkc(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        let file = self.lkc.clone()?;
+        self.lkc_seq = self.lkc_seq.wrapping_add(1);
+        let (seq, written) = (self.lkc_seq, self.lkc_written.clone());
+        let controllers = self
+            .iocs
+            .values()
+            .map(|h| {
+                let s = h.snapshot();
+                ControllerRecord {
+                    tid: s.tid.as_dict().into_iter().collect(),
+                    origin: Some(s.source.as_str().to_owned()),
+                    log_pages: Vec::new(),
+                    device: s.device,
+                }
+            })
+            .collect();
+        let snapshot = LastKnownConfig { controllers };
+        Some(tokio::task::spawn_blocking(move || {
+            let mut last = written
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *last > seq {
+                return;
+            }
+            *last = seq;
+            if let Err(e) = file.save(&snapshot) {
+                log::error!("Unable to save last known config: {e}");
+            }
+        }))
+    }
+
+    /// The I/O controllers stafd's log pages name (§7.2 step 3), with the
+    /// entry each came from; None while stafd's answer is unknown.
+    fn discovered(&self, ctx: &TidContext) -> Option<BTreeMap<Tid, DiscoveryLogEntry>> {
+        let StafView::Known(dcs) = &self.staf else {
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        for dc in dcs {
+            for e in dc.entries.iter().filter(|e| e.subtype == SubType::Nvme) {
+                let tid = Tid::from_dlpe(e, &dc.host_traddr, &dc.host_iface, &dc.host_nqn, ctx);
+                out.insert(tid, e.clone());
+            }
+        }
+        Some(out)
+    }
+
+    /// Computes the wanted controllers and starts and stops tasks to match.
+    pub async fn reconcile(&mut self) {
+        self.stats.reconciliations = self.stats.reconciliations.saturating_add(1);
+        let cfg = self.config();
+        let ctx = self.tid_context();
+
+        let configured: Vec<Tid> = cfg
+            .controllers
+            .iter()
+            .map(|spec| {
+                // Upstream gives a TCP I/O controller without a port the
+                // discovery port 8009 (§4.2); an I/O controller listens on
+                // NVMe/TCP's 4420, which is what an admin who left the port
+                // out means.
+                let mut cid = spec.cid.clone();
+                if cid.get("transport").map(String::as_str) == Some("tcp")
+                    && cid.get("trsvcid").is_none_or(|p| p.trim().is_empty())
+                {
+                    cid.insert("trsvcid".into(), IO_TCP_PORT.into());
+                }
+                Tid::from_cid(&cid, &ctx)
+            })
+            .filter(|t| {
+                let usable = !t.transport.is_empty()
+                    && !t.subsysnqn.is_empty()
+                    && (!t.traddr.is_empty() || t.transport == "loop");
+                if !usable {
+                    log::warn!("{t} - an I/O controller needs transport, traddr and nqn; ignored");
+                }
+                usable
+            })
+            .collect();
+        let (configured, _) = remove_excluded(&cfg.excludes, configured);
+        let kernel: Arc<dyn FabricKernel> = self.ctx.kernel.clone();
+        let configured = resolve_configured(kernel, cfg.global.ip_family, configured).await;
+        let discovered = self.discovered(&ctx);
+
+        let mut source_of: BTreeMap<Tid, Source> = BTreeMap::new();
+        for t in discovered.iter().flat_map(|d| d.keys()) {
+            source_of.insert(t.clone(), Source::LogPage);
+        }
+        for t in configured {
+            source_of.insert(t, Source::Configured);
+        }
+        let (valid, rejected) =
+            filter_addresses(source_of.keys().cloned().collect(), cfg.global.ip_family);
+        for (_, why) in &rejected {
+            if why.is_warning() {
+                log::warn!("{why}");
+            } else {
+                log::debug!("{why}");
+            }
+        }
+        let (wanted, _) = remove_excluded(&cfg.excludes, valid);
+        let wanted: BTreeSet<Tid> = wanted.into_iter().collect();
+        let (_, excluded) = remove_excluded(&cfg.excludes, self.iocs.keys().cloned().collect());
+        let excluded: BTreeSet<Tid> = excluded.into_iter().collect();
+
+        let staf_known = discovered.is_some();
+        let to_del: Vec<Tid> = self
+            .iocs
+            .iter()
+            .filter(|(tid, h)| {
+                if wanted.contains(*tid) {
+                    return false;
+                }
+                let s = lock(&h.status);
+                // Without stafd's answer only what stacd.conf alone decides
+                // may go.
+                staf_known
+                    || excluded.contains(*tid)
+                    || (!s.source.needs_stafd() && s.dlpe.is_none())
+            })
+            .map(|(t, _)| t.clone())
+            .collect();
+        for tid in &to_del {
+            if let Some(h) = self.iocs.remove(tid) {
+                let keep = keeps_connection(&cfg, tid);
+                log::info!(
+                    "{tid} - no longer wanted; {}",
+                    if keep {
+                        "keeping its connection (disconnect-scope)"
+                    } else {
+                        "disconnecting"
+                    }
+                );
+                h.send(Command::Stop {
+                    keep_connection: keep,
+                });
+                self.draining.push(h);
+            }
+        }
+        for tid in &wanted {
+            let dlpe = discovered.as_ref().and_then(|d| d.get(tid)).cloned();
+            let source = source_of.get(tid).copied().unwrap_or(Source::Configured);
+            match self.iocs.get(tid) {
+                Some(h) => {
+                    let changed = {
+                        let mut s = lock(&h.status);
+                        s.source = source;
+                        dlpe.is_some() && s.dlpe != dlpe
+                    };
+                    if let (true, Some(e)) = (changed, dlpe) {
+                        h.send(Command::Dlpe(Box::new(e)));
+                    }
+                }
+                None if self.pending_disposal(tid) => {
+                    log::debug!("{tid} - waiting for the previous connection to be disposed of");
+                }
+                None => self.spawn(tid.clone(), source, dlpe),
+            }
+        }
+        self.publish_view();
+        self.save_lkc();
+    }
+
+    fn on_uevent(&mut self, item: UeventItem) {
+        let audit = self.config().disconnect_scope
+            == DisconnectScope::AllConnectionsMatchingDisconnectTrtypes;
+        match item {
+            UeventItem::Lost => {
+                log::warn!("Kernel events were lost (uevent socket overflow); checking every I/O controller");
+                let kernel = self.ctx.kernel.clone();
+                let iocs: Vec<(String, crate::ioc::IocCommander)> = self
+                    .iocs
+                    .values()
+                    .filter_map(|h| Some((lock(&h.status).device.clone()?, h.commander())))
+                    .collect();
+                tokio::spawn(async move {
+                    let present: Option<BTreeSet<String>> =
+                        tokio::task::spawn_blocking(move || kernel.controllers())
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                            .map(|v| v.into_iter().map(|c| c.name).collect());
+                    let Some(present) = present else { return };
+                    for (dev, h) in iocs {
+                        if !present.contains(&dev) {
+                            h.send(Command::Removed);
+                        }
+                    }
+                });
+                if audit {
+                    self.audit_at = Some(Instant::now());
+                }
+            }
+            UeventItem::Event(ev) => {
+                if !ev.is_nvme_controller() {
+                    return;
+                }
+                match ev.action {
+                    Action::Remove => {
+                        let dev = ev.devname();
+                        if let Some(h) = self
+                            .iocs
+                            .values()
+                            .find(|h| lock(&h.status).device.as_deref() == Some(dev))
+                        {
+                            h.send(Command::Removed);
+                        }
+                    }
+                    Action::Add if audit => {
+                        self.audit_at = Some(Instant::now() + AUDIT_DELAY);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Lists the external connections the audit covers (§7.5), off the loop;
+    /// the result comes back as [`Input::Audited`].
+    fn start_audit(&mut self) {
+        self.stats.audits = self.stats.audits.saturating_add(1);
+        let cfg = self.config();
+        let trtypes: Vec<String> = cfg
+            .disconnect_trtypes
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect();
+        let ctx = self.tid_context();
+        let kernel = self.ctx.kernel.clone();
+        let tx = self.inputs_tx.clone();
+        tokio::spawn(async move {
+            let found = tokio::task::spawn_blocking(move || {
+                let ifaces = kernel.interfaces();
+                kernel
+                    .controllers()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(existing)
+                    .filter(|c| c.is_ioc && trtypes.contains(&c.transport))
+                    .map(|c| tid_of_existing(&c, &ifaces, &ctx))
+                    .collect::<Vec<Tid>>()
+            })
+            .await
+            .unwrap_or_default();
+            let _ = tx.send(Input::Audited(found));
+        });
+    }
+
+    fn on_audited(&mut self, tids: Vec<Tid>) -> bool {
+        if self.config().disconnect_scope
+            != DisconnectScope::AllConnectionsMatchingDisconnectTrtypes
+        {
+            return false;
+        }
+        let mut created = false;
+        for tid in tids {
+            if self.iocs.contains_key(&tid) || self.pending_disposal(&tid) {
+                continue;
+            }
+            log::info!("{tid} - existing connection audited");
+            self.spawn(tid, Source::Audit, None);
+            created = true;
+        }
+        if created {
+            self.publish_view();
+        }
+        created
+    }
+
+    fn on_notice(&mut self, n: Notice) -> bool {
+        match n {
+            Notice::Stopped { tid, id } => {
+                let was_draining = self.draining.iter().any(|h| h.id == id);
+                self.draining.retain(|h| h.id != id);
+                if self.iocs.get(&tid).is_some_and(|h| h.id == id) {
+                    self.iocs.remove(&tid);
+                }
+                // A TID that waited for this disposal may be created now.
+                was_draining && !self.shutting_down
+            }
+        }
+    }
+
+    fn on_input(&mut self, input: Input, want_reconcile: &mut bool) {
+        match input {
+            Input::Staf(view) => {
+                if matches!(view, StafView::Unknown) {
+                    log::info!(
+                        "stafd's log pages unknown; keeping what they named until it answers"
+                    );
+                }
+                // stafd going away alone changes nothing (§7.3); its answer does.
+                *want_reconcile |= matches!(view, StafView::Known(_)) || self.staf != view;
+                self.staf = view;
+            }
+            Input::Uevent(item) => self.on_uevent(item),
+            Input::Reload(cfg) => {
+                let _ = self.config_tx.send(cfg);
+                for h in self.iocs.values() {
+                    h.send(Command::Reload);
+                }
+                if self.config().disconnect_scope
+                    == DisconnectScope::AllConnectionsMatchingDisconnectTrtypes
+                {
+                    self.audit_at = Some(Instant::now());
+                }
+                *want_reconcile = true;
+            }
+            Input::Audited(tids) => *want_reconcile |= self.on_audited(tids),
+            Input::Shutdown => self.shutting_down = true,
+        }
+    }
+
+    /// Runs until shutdown. Reconciles once at start (and audits, in the
+    /// audit scope).
+    pub async fn run(mut self) -> Stats {
+        let mut want_reconcile = true;
+        if self.config().disconnect_scope
+            == DisconnectScope::AllConnectionsMatchingDisconnectTrtypes
+        {
+            self.audit_at = Some(Instant::now());
+        }
+        loop {
+            while let Ok(i) = self.inputs.try_recv() {
+                self.on_input(i, &mut want_reconcile);
+            }
+            while let Ok(n) = self.notices.try_recv() {
+                want_reconcile |= self.on_notice(n);
+            }
+            if self.shutting_down {
+                return self.drain().await;
+            }
+            if want_reconcile {
+                want_reconcile = false;
+                self.reconcile().await;
+                continue;
+            }
+            let audit_at = self.audit_at;
+            tokio::select! {
+                i = self.inputs.recv() => match i {
+                    Some(i) => self.on_input(i, &mut want_reconcile),
+                    None => self.shutting_down = true,
+                },
+                Some(n) = self.notices.recv() => want_reconcile |= self.on_notice(n),
+                () = tokio::time::sleep_until(audit_at.unwrap_or_else(Instant::now)), if audit_at.is_some() => {
+                    self.audit_at = None;
+                    self.start_audit();
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Shutdown (§7.9): save, stop every task keeping its connection, wait.
+    async fn drain(mut self) -> Stats {
+        if let Some(saving) = self.save_lkc() {
+            let _ = saving.await;
+        }
+        let handles: Vec<IocHandle> = std::mem::take(&mut self.iocs)
+            .into_values()
+            .chain(std::mem::take(&mut self.draining))
+            .collect();
+        for h in &handles {
+            h.send(Command::Stop {
+                keep_connection: true,
+            });
+        }
+        for h in handles {
+            let _ = h.task.await;
+        }
+        self.stats
+    }
+}

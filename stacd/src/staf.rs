@@ -1,0 +1,116 @@
+//! What stafd tells stacd: the discovery log pages of every discovery
+//! controller, as `get_all_log_pages(true)` returns them (§11.6), turned
+//! into data. Input from another process over D-Bus: anything malformed is
+//! an error naming what was wrong, never a panic.
+
+use nvmf_proto::dlp::DiscoveryLogEntry;
+use serde_json::Value;
+
+/// One discovery controller's log page as stafd serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DcLogPages {
+    /// The DC's `host-traddr` (I/O controllers it lists connect from there).
+    pub host_traddr: String,
+    /// The DC's `host-iface`.
+    pub host_iface: String,
+    /// The DC's `host-nqn`.
+    pub host_nqn: String,
+    /// Its entries (every subtype; stacd uses the `nvme` ones).
+    pub entries: Vec<DiscoveryLogEntry>,
+}
+
+/// What stacd knows of stafd's log pages. Unknown is not empty: while
+/// stafd is away or has not answered, controllers learnt from log pages
+/// are kept (upstream tears them down, nvme-stas PR #510).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StafView {
+    /// stafd is not on the bus, or its answer failed or did not parse.
+    #[default]
+    Unknown,
+    /// stafd's latest answer.
+    Known(Vec<DcLogPages>),
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Parses the `get_all_log_pages` JSON text. Entries that do not parse are
+/// skipped with a debug line; a document of the wrong shape is an error.
+pub fn parse_all_log_pages(json: &str) -> Result<Vec<DcLogPages>, String> {
+    let doc: Value = serde_json::from_str(json)
+        .map_err(|e| format!("stafd's get_all_log_pages answer is not JSON: {e}"))?;
+    let dcs = doc
+        .as_array()
+        .ok_or("stafd's get_all_log_pages answer is not a JSON array")?;
+    let mut out = Vec::with_capacity(dcs.len());
+    for (i, dc) in dcs.iter().enumerate() {
+        let ctrl = dc.get("discovery-controller").ok_or_else(|| {
+            format!("stafd's get_all_log_pages: element {i} has no \"discovery-controller\"")
+        })?;
+        let pages = dc
+            .get("log-pages")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                format!("stafd's get_all_log_pages: element {i} has no \"log-pages\" array")
+            })?;
+        let entries = pages
+            .iter()
+            .filter_map(|p| {
+                let dict: Vec<(String, String)> = p
+                    .as_object()?
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect();
+                let e = stas_common::dlpe::from_dict(&dict);
+                if e.is_none() {
+                    log::debug!("stafd's log page entry {p} does not parse; ignored");
+                }
+                e
+            })
+            .collect();
+        out.push(DcLogPages {
+            host_traddr: text(ctrl, "host-traddr"),
+            host_iface: text(ctrl, "host-iface"),
+            host_nqn: text(ctrl, "host-nqn"),
+            entries,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"[{"discovery-controller": {"traddr": "::1", "trsvcid": "8009", "transport": "tcp", "subsysnqn": "nqn.2014-08.org.nvmexpress.discovery", "host-iface": "eth0", "host-traddr": "", "host-nqn": "nqn.h", "device": "nvme0"}, "log-pages": [{"trtype": "tcp", "adrfam": "ipv6", "traddr": "::1", "trsvcid": "4420", "subnqn": "nqn.1988-11.com.dell:sub", "subtype": "nvme", "treq": "not specified", "tsas": "{'sectype': 'none'}", "portid": "1", "cntlid": "65535", "asqsz": "32", "eflags": "4"}, {"trtype": "bogus"}]}]"#;
+
+    #[test]
+    fn upstream_document_parses_and_bad_entries_are_skipped() {
+        let dcs = parse_all_log_pages(DOC).unwrap();
+        assert_eq!(dcs.len(), 1);
+        assert_eq!(dcs[0].host_iface, "eth0");
+        assert_eq!(dcs[0].host_nqn, "nqn.h");
+        assert_eq!(dcs[0].entries.len(), 1);
+        assert_eq!(dcs[0].entries[0].subnqn, "nqn.1988-11.com.dell:sub");
+        assert_eq!(dcs[0].entries[0].eflags.0, 4);
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors_naming_the_problem() {
+        for (doc, needle) in [
+            ("nope", "not JSON"),
+            ("{}", "not a JSON array"),
+            ("[{}]", "discovery-controller"),
+            (r#"[{"discovery-controller": {}}]"#, "log-pages"),
+        ] {
+            let e = parse_all_log_pages(doc).unwrap_err();
+            assert!(e.contains(needle), "{doc}: {e}");
+        }
+        assert_eq!(parse_all_log_pages("[]").unwrap(), vec![]);
+    }
+}

@@ -1,0 +1,600 @@
+//! The stacd service against the simulated kernel, on tokio's paused clock:
+//! time only moves when a test advances it, so retry timers are asserted
+//! exactly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind};
+use nvmf_kernel::uevent::{Uevent, UeventItem};
+use nvmf_proto::dlp::DiscoveryLogEntry;
+use nvmf_proto::types::{AdrFam, EFlags, SubType, TrType};
+use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
+use stas_common::config::{parse_stacd, StacdConfig};
+use stas_common::lkc::LkcFile;
+
+use crate::ioc::{HostInfo, IocStatus, Source, Stage};
+use crate::service::{Input, Service, ServiceHandle, Stats};
+use crate::sim::SimKernel;
+use crate::staf::{DcLogPages, StafView};
+
+const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+
+fn config(text: &str) -> Arc<StacdConfig> {
+    let (cfg, diags) = parse_stacd(text, "test.conf").unwrap();
+    assert!(diags.is_empty(), "{diags:?}");
+    Arc::new(cfg)
+}
+
+fn host() -> HostInfo {
+    HostInfo {
+        hostnqn: HOSTNQN.into(),
+        hostid: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into(),
+        hostkey: None,
+    }
+}
+
+fn nvme(traddr: &str, nqn: &str) -> DiscoveryLogEntry {
+    DiscoveryLogEntry {
+        trtype: TrType::Tcp,
+        adrfam: AdrFam::Ipv4,
+        subtype: SubType::Nvme,
+        traddr: traddr.into(),
+        trsvcid: "4420".into(),
+        subnqn: nqn.into(),
+        ..DiscoveryLogEntry::default()
+    }
+}
+
+/// stafd's answer: one DC (reached from eth1) listing `entries`.
+fn staf(entries: Vec<DiscoveryLogEntry>) -> Input {
+    Input::Staf(StafView::Known(vec![DcLogPages {
+        host_traddr: String::new(),
+        host_iface: "eth1".into(),
+        host_nqn: HOSTNQN.into(),
+        entries,
+    }]))
+}
+
+struct Harness {
+    sim: Arc<SimKernel>,
+    handle: ServiceHandle,
+    task: tokio::task::JoinHandle<Stats>,
+}
+
+async fn start_with(sim: Arc<SimKernel>, cfg: Arc<StacdConfig>, lkc: Option<LkcFile>) -> Harness {
+    let (mut svc, handle) = Service::new(sim.clone(), host(), cfg, lkc);
+    svc.restore().await;
+    let task = tokio::spawn(svc.run());
+    Harness { sim, handle, task }
+}
+
+/// Polls `cond` while the blocking pool works; time does not move.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if cond() {
+            return;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// Lets everything that is ready run to quiescence without moving time.
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+impl Harness {
+    fn iocs(&self) -> Vec<IocStatus> {
+        self.handle.view.snapshot()
+    }
+
+    fn ioc(&self, nqn: &str) -> Option<IocStatus> {
+        self.iocs().into_iter().find(|d| d.tid.subsysnqn == nqn)
+    }
+
+    async fn connected(&self, nqn: &str) -> IocStatus {
+        let n = nqn.to_owned();
+        until(&format!("{n} connected"), || {
+            self.ioc(&n).is_some_and(|d| d.connected())
+        })
+        .await;
+        self.ioc(nqn).unwrap()
+    }
+
+    async fn gone(&self, nqn: &str) {
+        let n = nqn.to_owned();
+        until(&format!("{n} gone"), || self.ioc(&n).is_none()).await;
+    }
+
+    fn kernel_has(&self, nqn: &str) -> bool {
+        self.sim.state().controllers.values().any(|o| o.nqn == nqn)
+    }
+
+    fn connects(&self, nqn: &str) -> usize {
+        self.sim
+            .state()
+            .connects
+            .iter()
+            .filter(|o| o.nqn == nqn)
+            .count()
+    }
+
+    fn uevent(&self, parts: &[&str]) {
+        let mut raw = Vec::new();
+        for p in parts {
+            raw.extend_from_slice(p.as_bytes());
+            raw.push(0);
+        }
+        self.handle.send(Input::Uevent(UeventItem::Event(
+            Uevent::parse(&raw).unwrap(),
+        )));
+    }
+
+    fn kernel_event(&self, action: &str, dev: &str) {
+        self.uevent(&[
+            &format!("{action}@/devices/virtual/nvme-fabrics/ctl/{dev}"),
+            &format!("ACTION={action}"),
+            &format!("DEVPATH=/devices/virtual/nvme-fabrics/ctl/{dev}"),
+            "SUBSYSTEM=nvme",
+            &format!("DEVNAME={dev}"),
+        ]);
+    }
+
+    async fn stop(self) -> Stats {
+        self.handle.send(Input::Shutdown);
+        self.task.await.unwrap()
+    }
+}
+
+fn io_opts(traddr: &str, nqn: &str, transport: &str) -> ConnectOptions {
+    let mut o = ConnectOptions::new(ControllerKind::Io, transport, nqn, Some(traddr));
+    o.trsvcid = Some("4420".into());
+    o.hostnqn = Some(HOSTNQN.into());
+    o
+}
+
+const ONE_IOC: &str = "[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.5;nqn=nqn.cfg\n";
+
+#[tokio::test(start_paused = true)]
+async fn configured_ioc_connects_with_its_options() {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.5", "nqn.cfg");
+    let cfg = "[Global]\nkato=30\nnr-io-queues=4\nqueue-size=64\n[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.5;nqn=nqn.cfg;kato=7\n";
+    let h = start_with(sim, config(cfg), None).await;
+    let s = h.connected("nqn.cfg").await;
+    assert_eq!(s.source, Source::Configured);
+    assert_eq!(s.connect_attempts, 0);
+    let o = h.sim.state().connects[0].clone();
+    assert_eq!(o.kind, ControllerKind::Io);
+    assert_eq!(o.trsvcid.as_deref(), Some("4420"));
+    assert_eq!(o.keep_alive_tmo, Some(7), "the per-controller kato wins");
+    assert_eq!(o.nr_io_queues, Some(4));
+    assert_eq!(o.queue_size, Some(64));
+    assert_eq!(o.hostnqn.as_deref(), Some(HOSTNQN));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_connects_retry_after_3_s_then_every_60_s() {
+    let h = start_with(SimKernel::new(), config(ONE_IOC), None).await;
+    until("first attempt", || h.connects("nqn.cfg") == 1).await;
+    settle().await;
+    tokio::time::advance(Duration::from_millis(2900)).await;
+    settle().await;
+    assert_eq!(h.connects("nqn.cfg"), 1);
+    tokio::time::advance(Duration::from_millis(200)).await;
+    until("second attempt at 3 s", || h.connects("nqn.cfg") == 2).await;
+    settle().await;
+    tokio::time::advance(Duration::from_secs(59)).await;
+    settle().await;
+    assert_eq!(h.connects("nqn.cfg"), 2);
+    h.sim.add_subsystem("10.0.0.5", "nqn.cfg");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    h.connected("nqn.cfg").await;
+    assert_eq!(h.connects("nqn.cfg"), 3);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn log_page_entries_connect_with_the_dcs_host_side_and_only_nvme_ones() {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.9", "nqn.a");
+    let h = start_with(sim, config(""), None).await;
+    let referral = DiscoveryLogEntry {
+        subtype: SubType::Referral,
+        trsvcid: "8009".into(),
+        ..nvme("10.0.0.8", WELL_KNOWN_DISCOVERY_NQN)
+    };
+    let discovery = DiscoveryLogEntry {
+        subtype: SubType::CurrentDiscovery,
+        ..nvme("10.0.0.7", WELL_KNOWN_DISCOVERY_NQN)
+    };
+    h.handle
+        .send(staf(vec![nvme("10.0.0.9", "nqn.a"), referral, discovery]));
+    let s = h.connected("nqn.a").await;
+    assert_eq!(s.source, Source::LogPage);
+    assert_eq!(s.tid.host_iface, "eth1");
+    assert_eq!(h.iocs().len(), 1, "referral and discovery entries ignored");
+    assert_eq!(
+        h.sim.state().connects[0].host_iface.as_deref(),
+        Some("eth1")
+    );
+    h.stop().await;
+}
+
+async fn removal_under(scope_lines: &str) -> (bool, Vec<String>) {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.9", "nqn.a");
+    sim.add_subsystem("10.0.0.9", "nqn.b");
+    let cfg = format!("[I/O controller connection management]\n{scope_lines}");
+    let h = start_with(sim, config(&cfg), None).await;
+    h.handle.send(staf(vec![
+        nvme("10.0.0.9", "nqn.a"),
+        nvme("10.0.0.9", "nqn.b"),
+    ]));
+    h.connected("nqn.a").await;
+    h.connected("nqn.b").await;
+    // Zoning removes nqn.b from the log page.
+    h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
+    h.gone("nqn.b").await;
+    settle().await;
+    let kept = h.kernel_has("nqn.b");
+    let disconnects = h.sim.state().disconnects.clone();
+    assert!(h.kernel_has("nqn.a"));
+    h.stop().await;
+    (kept, disconnects)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_entry_that_leaves_the_log_page_is_disconnected_as_the_scope_says() {
+    let (kept, d) = removal_under("disconnect-scope=only-stas-connections\n").await;
+    assert!(
+        !kept && d.len() == 1,
+        "only-stas-connections disconnects: {d:?}"
+    );
+    let (kept, d) = removal_under("disconnect-scope=no-disconnect\n").await;
+    assert!(kept && d.is_empty(), "no-disconnect keeps: {d:?}");
+    let (kept, d) = removal_under(
+        "disconnect-scope=all-connections-matching-disconnect-trtypes\ndisconnect-trtypes=rdma\n",
+    )
+    .await;
+    assert!(
+        kept && d.is_empty(),
+        "tcp is not a disconnect-trtype: {d:?}"
+    );
+    let (kept, d) = removal_under(
+        "disconnect-scope=all-connections-matching-disconnect-trtypes\ndisconnect-trtypes=tcp+rdma\n",
+    )
+    .await;
+    assert!(!kept && d.len() == 1, "tcp is a disconnect-trtype: {d:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_is_not_empty_while_stafd_is_away() {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.9", "nqn.a");
+    sim.add_subsystem("10.0.0.5", "nqn.cfg");
+    let h = start_with(sim, config(ONE_IOC), None).await;
+    h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
+    h.connected("nqn.a").await;
+    h.connected("nqn.cfg").await;
+    // stafd leaves; a reload while it is away reconciles anyway.
+    h.handle.send(Input::Staf(StafView::Unknown));
+    h.handle.send(Input::Reload(config(ONE_IOC)));
+    settle().await;
+    tokio::time::advance(Duration::from_secs(120)).await;
+    settle().await;
+    assert!(h.ioc("nqn.a").is_some_and(|s| s.connected()));
+    assert!(h.sim.state().disconnects.is_empty());
+    // Back with an empty page: now it goes.
+    h.handle.send(staf(vec![]));
+    h.gone("nqn.a").await;
+    until("disconnected", || !h.kernel_has("nqn.a")).await;
+    assert!(h.kernel_has("nqn.cfg"));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn configuration_still_decides_what_it_alone_named_while_stafd_is_away() {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.5", "nqn.cfg");
+    sim.add_subsystem("10.0.0.9", "nqn.a");
+    let h = start_with(sim, config(ONE_IOC), None).await;
+    h.connected("nqn.cfg").await;
+    // stafd never answered; the line is removed: stacd.conf alone named it.
+    h.handle.send(Input::Reload(config("")));
+    h.gone("nqn.cfg").await;
+    until("disconnected", || !h.kernel_has("nqn.cfg")).await;
+    // An exclude also wins over an unknown stafd.
+    h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
+    h.connected("nqn.a").await;
+    h.handle.send(Input::Staf(StafView::Unknown));
+    h.handle.send(Input::Reload(config(
+        "[Controllers]\nexclude = transport=tcp;traddr=10.0.0.9\n",
+    )));
+    h.gone("nqn.a").await;
+    until("disconnected", || !h.kernel_has("nqn.a")).await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn exclude_keeps_an_entry_from_being_connected() {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.9", "nqn.a");
+    sim.add_subsystem("10.0.0.9", "nqn.b");
+    let h = start_with(sim, config("[Controllers]\nexclude = nqn=nqn.b\n"), None).await;
+    h.handle.send(staf(vec![
+        nvme("10.0.0.9", "nqn.a"),
+        nvme("10.0.0.9", "nqn.b"),
+    ]));
+    h.connected("nqn.a").await;
+    settle().await;
+    assert!(h.ioc("nqn.b").is_none());
+    assert_eq!(h.connects("nqn.b"), 0);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_existing_connection_is_adopted_not_duplicated() {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.5", "nqn.cfg");
+    let dev = sim.add_existing(io_opts("10.0.0.5", "nqn.cfg", "tcp"));
+    let h = start_with(sim, config(ONE_IOC), None).await;
+    let s = h.connected("nqn.cfg").await;
+    assert_eq!(s.device.as_deref(), Some(dev.as_str()));
+    assert_eq!(h.connects("nqn.cfg"), 0);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_restores_adopts_and_tears_nothing_down_before_stafd_answers() {
+    let dir = std::env::temp_dir().join(format!("stacd-lkc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let lkc = LkcFile::new(dir.join("lkc.bin"), "stacd");
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.9", "nqn.a");
+    let h = start_with(sim.clone(), config(""), Some(lkc.clone())).await;
+    h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
+    let before = h.connected("nqn.a").await;
+    h.stop().await;
+    assert!(sim.state().disconnects.is_empty(), "exit keeps connections");
+
+    // The new instance has not heard from stafd: it adopts, keeps.
+    let h = start_with(sim.clone(), config(""), Some(lkc)).await;
+    let s = h.connected("nqn.a").await;
+    assert_eq!(s.device, before.device);
+    assert_eq!(s.source, Source::Restored);
+    h.handle.send(Input::Reload(config("")));
+    settle().await;
+    assert!(h.ioc("nqn.a").is_some());
+    assert_eq!(h.connects("nqn.a"), 1, "no second connect");
+    assert!(sim.state().disconnects.is_empty());
+    // stafd answers: it is listed, so it stays, now from the log page.
+    h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
+    until("source updated", || {
+        h.ioc("nqn.a").is_some_and(|s| s.source == Source::LogPage)
+    })
+    .await;
+    h.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ncc_bounds_attempts_and_a_cleared_ncc_retries_at_once() {
+    let cfg = "[I/O controller connection management]\nconnect-attempts-on-ncc=2\n";
+    let h = start_with(SimKernel::new(), config(cfg), None).await;
+    let mut e = nvme("10.0.0.9", "nqn.a");
+    e.eflags = EFlags(EFlags::NCC);
+    h.handle.send(staf(vec![e.clone()]));
+    until("attempt 1", || h.connects("nqn.a") == 1).await;
+    settle().await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    until("attempt 2", || h.connects("nqn.a") == 2).await;
+    until("gave up", || {
+        h.ioc("nqn.a").is_some_and(|s| s.stage == Stage::GaveUp)
+    })
+    .await;
+    tokio::time::advance(Duration::from_secs(600)).await;
+    settle().await;
+    assert_eq!(h.connects("nqn.a"), 2, "no attempts while NCC is set");
+    // A reload gives exactly one more try.
+    h.handle.send(Input::Reload(config(cfg)));
+    until("attempt 3", || h.connects("nqn.a") == 3).await;
+    until("gave up again", || {
+        h.ioc("nqn.a").is_some_and(|s| s.stage == Stage::GaveUp)
+    })
+    .await;
+    // NCC cleared: attempts reset, tries at once.
+    h.sim.add_subsystem("10.0.0.9", "nqn.a");
+    e.eflags = EFlags(0);
+    h.handle.send(staf(vec![e]));
+    let s = h.connected("nqn.a").await;
+    assert_eq!(h.connects("nqn.a"), 4);
+    assert!(!s.ncc());
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_ncc_attempts_never_stop() {
+    let cfg = "[I/O controller connection management]\nconnect-attempts-on-ncc=2\n";
+    let h = start_with(SimKernel::new(), config(cfg), None).await;
+    h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
+    until("attempt 1", || h.connects("nqn.a") == 1).await;
+    for n in 2..=4 {
+        settle().await;
+        tokio::time::advance(Duration::from_secs(60)).await;
+        until(&format!("attempt {n}"), || h.connects("nqn.a") == n).await;
+    }
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_removed_device_reconnects_after_3_s() {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.5", "nqn.cfg");
+    let h = start_with(sim, config(ONE_IOC), None).await;
+    let s = h.connected("nqn.cfg").await;
+    let dev = s.device.unwrap();
+    h.sim.vanish(&dev);
+    h.kernel_event("remove", &dev);
+    until("waiting", || {
+        h.ioc("nqn.cfg").is_some_and(|s| s.stage == Stage::Waiting)
+    })
+    .await;
+    settle().await;
+    assert_eq!(h.connects("nqn.cfg"), 1);
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let s = h.connected("nqn.cfg").await;
+    assert_ne!(s.device.as_deref(), Some(dev.as_str()));
+    assert_eq!(h.connects("nqn.cfg"), 2);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_events_find_a_vanished_device() {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.5", "nqn.cfg");
+    let h = start_with(sim, config(ONE_IOC), None).await;
+    let dev = h.connected("nqn.cfg").await.device.unwrap();
+    h.sim.vanish(&dev);
+    h.handle.send(Input::Uevent(UeventItem::Lost));
+    until("waiting", || {
+        h.ioc("nqn.cfg").is_some_and(|s| s.stage == Stage::Waiting)
+    })
+    .await;
+    settle().await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    h.connected("nqn.cfg").await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_disconnect_never_overtakes_a_connect_in_flight() {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.9", "nqn.a");
+    sim.hold_connects(true);
+    let h = start_with(sim, config(""), None).await;
+    h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
+    until("connecting", || {
+        h.ioc("nqn.a").is_some_and(|s| s.stage == Stage::Connecting)
+    })
+    .await;
+    // Unwanted while the connect is in flight, then wanted again.
+    h.handle.send(staf(vec![]));
+    h.gone("nqn.a").await;
+    h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
+    settle().await;
+    assert!(
+        h.ioc("nqn.a").is_none(),
+        "not re-created while disposal is pending"
+    );
+    assert!(h.sim.state().disconnects.is_empty());
+    h.sim.hold_connects(false);
+    // The connect completes, then its disconnect runs, then the new task.
+    until("disposed", || h.sim.state().disconnects.len() == 1).await;
+    let s = h.connected("nqn.a").await;
+    assert_eq!(h.connects("nqn.a"), 2);
+    assert!(h
+        .sim
+        .state()
+        .controllers
+        .contains_key(s.device.as_deref().unwrap()));
+    assert_eq!(h.sim.state().controllers.len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn audit_disconnects_unwanted_external_connections_of_the_trtypes() {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.9", "nqn.a");
+    // Exact TID equality decides (§7.4): the same host interface as the DC.
+    let mut o = io_opts("10.0.0.9", "nqn.a", "tcp");
+    o.host_iface = Some("eth1".into());
+    let wanted = sim.add_existing(o);
+    let stray = sim.add_existing(io_opts("10.0.0.3", "nqn.stray", "tcp"));
+    let rdma = sim.add_existing(io_opts("10.0.0.4", "nqn.rdma", "rdma"));
+    let cfg = "[I/O controller connection management]\ndisconnect-scope=all-connections-matching-disconnect-trtypes\ndisconnect-trtypes=tcp\n";
+    let h = start_with(sim, config(cfg), None).await;
+    h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
+    until("stray disconnected", || {
+        h.sim.state().disconnects == vec![stray.clone()]
+    })
+    .await;
+    let s = h.connected("nqn.a").await;
+    assert_eq!(s.device.as_deref(), Some(wanted.as_str()), "adopted");
+    assert!(h.sim.state().controllers.contains_key(&rdma));
+    // A connection made behind stacd's back is audited after its add event.
+    let late = h.sim.add_existing(io_opts("10.0.0.3", "nqn.late", "tcp"));
+    h.kernel_event("add", &late);
+    settle().await;
+    assert!(
+        h.sim.state().controllers.contains_key(&late),
+        "not before 1 s"
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    until("late disconnected", || {
+        !h.sim.state().controllers.contains_key(&late)
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_audit_scope_external_connections_are_left_alone() {
+    let sim = SimKernel::new();
+    let stray = sim.add_existing(io_opts("10.0.0.3", "nqn.stray", "tcp"));
+    let h = start_with(sim, config(""), None).await;
+    h.handle.send(staf(vec![]));
+    h.kernel_event("add", &stray);
+    settle().await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    settle().await;
+    assert!(h.sim.state().disconnects.is_empty());
+    assert!(h.iocs().is_empty());
+    let stats = h.stop().await;
+    assert_eq!(stats.audits, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_keeps_every_connection() {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.5", "nqn.cfg");
+    sim.add_subsystem("10.0.0.9", "nqn.a");
+    let h = start_with(sim.clone(), config(ONE_IOC), None).await;
+    h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
+    h.connected("nqn.a").await;
+    h.connected("nqn.cfg").await;
+    h.stop().await;
+    assert!(sim.state().disconnects.is_empty());
+    assert_eq!(sim.state().controllers.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_stafd_answers_costs_one_reconciliation() {
+    let sim = SimKernel::new();
+    sim.state().accept_all = true;
+    let h = start_with(sim, config(""), None).await;
+    settle().await;
+    for i in 0..500 {
+        h.handle
+            .send(staf(vec![nvme("10.0.0.9", &format!("nqn.{}", i % 5))]));
+    }
+    h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.last")]));
+    h.connected("nqn.last").await;
+    settle().await;
+    assert_eq!(h.iocs().len(), 1);
+    let stats = h.stop().await;
+    assert!(
+        stats.reconciliations <= 3,
+        "{} reconciliations",
+        stats.reconciliations
+    );
+}
