@@ -29,11 +29,11 @@ const DBUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus
 </busconfig>
 "#;
 
-fn sub(n: u32) -> String {
+pub(crate) fn sub(n: u32) -> String {
     format!("nqn.2024-01.io.stas.lab:f{n}")
 }
 
-fn start_stafd() -> std::io::Result<Child> {
+pub(crate) fn start_stafd() -> std::io::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -45,14 +45,14 @@ fn start_stafd() -> std::io::Result<Child> {
         .spawn()
 }
 
-fn stop(child: &mut Child, signal: &str) {
+pub(crate) fn stop(child: &mut Child, signal: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(child.id().to_string())
         .status();
 }
 
-fn dcs(sysfs: &Sysfs) -> Vec<String> {
+pub(crate) fn dcs(sysfs: &Sysfs) -> Vec<String> {
     sysfs
         .controllers()
         .unwrap_or_default()
@@ -62,7 +62,7 @@ fn dcs(sysfs: &Sysfs) -> Vec<String> {
         .collect()
 }
 
-async fn all_log_pages(conn: &zbus::Connection) -> Result<serde_json::Value, String> {
+pub(crate) async fn all_log_pages(conn: &zbus::Connection) -> Result<serde_json::Value, String> {
     let reply = conn
         .call_method(
             Some("org.nvmexpress.staf"),
@@ -78,7 +78,7 @@ async fn all_log_pages(conn: &zbus::Connection) -> Result<serde_json::Value, Str
 }
 
 /// The subsystems stafd reports for the DC at `traddr`.
-fn subsystems(v: &serde_json::Value, traddr: &str) -> Option<Vec<String>> {
+pub(crate) fn subsystems(v: &serde_json::Value, traddr: &str) -> Option<Vec<String>> {
     let dc = v
         .as_array()?
         .iter()
@@ -93,7 +93,7 @@ fn subsystems(v: &serde_json::Value, traddr: &str) -> Option<Vec<String>> {
     Some(s)
 }
 
-async fn wait_json(
+pub(crate) async fn wait_json(
     conn: &zbus::Connection,
     what: &str,
     timeout: Duration,
@@ -115,14 +115,34 @@ async fn wait_json(
 }
 
 /// Nearest-rank percentile of sorted values (`pct` in 0..=100).
-fn percentile(sorted: &[f64], pct: usize) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], pct: usize) -> f64 {
     let idx = (sorted.len().saturating_sub(1) * pct + 50) / 100;
     sorted.get(idx).copied().unwrap_or(f64::NAN)
 }
 
 /// Host identity, a stafd.conf naming the target's DC, and what
 /// dbus-daemon needs in the initramfs.
-fn prepare_host() -> std::io::Result<()> {
+/// Starts the guest's system bus and points this process (and the daemons
+/// it starts) at it: the initramfs has no /var/run -> /run link.
+pub(crate) fn start_dbus() -> Result<String, String> {
+    std::env::set_var(
+        "DBUS_SYSTEM_BUS_ADDRESS",
+        "unix:path=/run/dbus/system_bus_socket",
+    );
+    match Command::new("/usr/bin/dbus-daemon")
+        .args([
+            "--config-file=/etc/stas-lab-dbus.conf",
+            "--fork",
+            "--nopidfile",
+        ])
+        .status()
+    {
+        Ok(s) if s.success() => Ok(String::new()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+pub(crate) fn prepare_host() -> std::io::Result<()> {
     std::fs::create_dir_all("/etc/nvme")?;
     std::fs::write("/etc/nvme/hostnqn", format!("{HOSTNQN}\n"))?;
     std::fs::write("/etc/nvme/hostid", format!("{HOSTID}\n"))?;
@@ -160,26 +180,7 @@ pub fn scenario(r: &mut Report) {
         setup.map(|()| String::new()).map_err(|e| e.to_string()),
     );
 
-    // The initramfs has no /var/run -> /run link: say where the bus is, for
-    // stafd (inherited) and for this client.
-    std::env::set_var(
-        "DBUS_SYSTEM_BUS_ADDRESS",
-        "unix:path=/run/dbus/system_bus_socket",
-    );
-    let dbus = Command::new("/usr/bin/dbus-daemon")
-        .args([
-            "--config-file=/etc/stas-lab-dbus.conf",
-            "--fork",
-            "--nopidfile",
-        ])
-        .status();
-    r.check(
-        "dbus-daemon",
-        match dbus {
-            Ok(s) if s.success() => Ok(String::new()),
-            other => Err(format!("{other:?}")),
-        },
-    );
+    r.check("dbus-daemon", start_dbus());
 
     // A DC connection made before stafd starts: stafd must adopt it.
     let pre = (|| {
@@ -389,7 +390,7 @@ pub fn scenario(r: &mut Report) {
 }
 
 /// Runs a command and prints what it printed, for the demo.
-fn show(title: &str, cmd: &[&str]) {
+pub(crate) fn show(title: &str, cmd: &[&str]) {
     println!("\n$ {title}");
     match Command::new(cmd[0]).args(&cmd[1..]).output() {
         Ok(o) => {
@@ -398,100 +399,4 @@ fn show(title: &str, cmd: &[&str]) {
         }
         Err(e) => println!("({}: {e})", cmd[0]),
     }
-}
-
-/// The README demo: what an admin sees when stafd runs against a kernel
-/// NVMe/TCP target, and how fast it notices a new subsystem.
-pub fn demo() -> i32 {
-    let t = Nvmet::default();
-    let setup = (|| -> std::io::Result<()> {
-        prepare_host()?;
-        for n in 1..=4 {
-            t.add_subsystem(&sub(n), true, None)?;
-            t.add_namespace(&sub(n), 1, Path::new(&format!("/tmp/f{n}.img")), 64 << 20)?;
-        }
-        t.add_port(1, &PortAddr::tcp("127.0.0.1", "8009"))?;
-        for n in 1..=3 {
-            t.link(1, &sub(n))?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = setup {
-        println!("target setup failed: {e}");
-        return 1;
-    }
-    println!(
-        "kernel NVMe/TCP target on 127.0.0.1:8009 with {}, {}, {}",
-        sub(1),
-        sub(2),
-        sub(3)
-    );
-    std::env::set_var(
-        "DBUS_SYSTEM_BUS_ADDRESS",
-        "unix:path=/run/dbus/system_bus_socket",
-    );
-    let _ = Command::new("/usr/bin/dbus-daemon")
-        .args([
-            "--config-file=/etc/stas-lab-dbus.conf",
-            "--fork",
-            "--nopidfile",
-        ])
-        .status();
-    println!("\n$ cat /etc/stas/stafd.conf");
-    print!(
-        "{}",
-        std::fs::read_to_string("/etc/stas/stafd.conf").unwrap_or_default()
-    );
-    let Ok(mut stafd) = start_stafd() else {
-        println!("stafd did not start");
-        return 1;
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let rc = rt.block_on(async {
-        let Ok(conn) = zbus::Connection::system().await else { return 1 };
-        let ready = wait_json(&conn, "stafd", Duration::from_secs(30), |v| {
-            subsystems(v, "127.0.0.1").is_some_and(|s| s.len() == 3)
-        })
-        .await;
-        if let Err(e) = ready {
-            println!("{e}");
-            return 1;
-        }
-        show("stafctl ls", &["/bin/stafctl", "ls"]);
-        show("stafctl adlp", &["/bin/stafctl", "adlp"]);
-        show("ls /sys/class/nvme", &["ls", "/sys/class/nvme"]);
-
-        println!("\nlinking {} to the port (the target sends a Discovery Log Page Change AEN)...", sub(4));
-        let rule = zbus::MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .interface("org.nvmexpress.staf")
-            .and_then(|b| b.member("log_pages_changed"))
-            .map(|b| b.build());
-        let Ok(rule) = rule else { return 1 };
-        let Ok(mut stream) = zbus::MessageStream::for_match_rule(rule, &conn, Some(16)).await else { return 1 };
-        let start = Instant::now();
-        if let Err(e) = t.link(1, &sub(4)) {
-            println!("link failed: {e}");
-            return 1;
-        }
-        let signalled = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
-        match signalled {
-            Ok(Some(Ok(_))) => println!(
-                "stafd re-read the log page and signalled log_pages_changed {:.1} ms after the change",
-                start.elapsed().as_secs_f64() * 1000.0
-            ),
-            _ => {
-                println!("no log_pages_changed signal within 10 s");
-                return 1;
-            }
-        }
-        show("stafctl adlp", &["/bin/stafctl", "adlp"]);
-        0
-    });
-    stop(&mut stafd, "TERM");
-    let _ = stafd.wait();
-    rc
 }

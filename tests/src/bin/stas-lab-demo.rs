@@ -1,5 +1,6 @@
 //! The README demo: builds the static binaries, boots the lab VM with a
-//! kernel NVMe/TCP target, runs stafd there and shows what an admin sees.
+//! kernel NVMe/TCP target, runs stafd and stacd there and shows what an
+//! admin sees.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,11 +13,13 @@ fn say(s: &str) {
 }
 
 fn main() -> ExitCode {
-    say("building static binaries (stafd, stafctl, the lab guest)");
+    say("building static binaries (stafd, stacd, stafctl, stacctl, the lab guest)");
     let bins = match build_static(&[
         ("stafd", "stafd"),
         ("tools", "stafctl"),
         ("stas-tests", "stas-lab-guest"),
+        ("stacd", "stacd"),
+        ("tools", "stacctl"),
     ]) {
         Ok(b) => b,
         Err(e) => {
@@ -40,13 +43,15 @@ fn main() -> ExitCode {
         }
     };
     say(&format!(
-        "booting kernel {} in QEMU with an nvmet target, dbus-daemon and stafd",
+        "booting kernel {} in QEMU with an nvmet target, dbus-daemon, stafd and stacd",
         lab.kernel_release()
     ));
     let guest = Guest::new("demo", "/bin/stas-lab-guest demo\n")
         .file(&bins[0], "/bin/stafd")
         .file(&bins[1], "/bin/stafctl")
         .file(&bins[2], "/bin/stas-lab-guest")
+        .file(&bins[3], "/bin/stacd")
+        .file(&bins[4], "/bin/stacctl")
         .files(dbus)
         .timeout(Duration::from_secs(180));
     match lab.run(&guest) {

@@ -29,6 +29,7 @@ use nvmf_proto::dlp::DiscoveryLogPage;
 use nvmf_proto::types::{AdrFam, CntrlType, DcType, SubType};
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 
+mod guest_stacd;
 mod guest_stafd;
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:4c4c4544-0000-1000-8000-00000000cafe";
@@ -854,9 +855,12 @@ fn main() {
     match scenario.as_str() {
         "kernel" => kernel(&mut r),
         "stafd" => guest_stafd::scenario(&mut r),
-        "demo" => std::process::exit(guest_stafd::demo()),
+        "stacd" => guest_stacd::scenario(&mut r),
+        "demo" => std::process::exit(guest_stacd::demo()),
         other => {
-            eprintln!("stas-lab-guest: unknown scenario {other:?}; known: kernel, stafd, demo");
+            eprintln!(
+                "stas-lab-guest: unknown scenario {other:?}; known: kernel, stafd, stacd, demo"
+            );
             std::process::exit(2);
         }
     }

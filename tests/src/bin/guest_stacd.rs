@@ -1,0 +1,519 @@
+//! The `stacd` lab scenario: stafd, stacd and a dbus-daemon in the guest
+//! against nvmet. I/O controllers are observed where an admin sees them
+//! (sysfs, namespaces, stacctl), while the target's zoning changes.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fixtures::nvmet::{Nvmet, PortAddr};
+use nvmf_kernel::sysfs::Sysfs;
+use nvmf_kernel::KernelPaths;
+
+use crate::guest_stafd::{
+    percentile, prepare_host, show, start_dbus, start_stafd, stop, subsystems, wait_json,
+};
+use crate::{ensure, Report};
+
+/// Subsystems of the scale step (the first is sub(SCALE_FIRST)).
+const SCALE_COUNT: u32 = 100;
+const SCALE_FIRST: u32 = 100;
+/// Link/unlink rounds for the latency figures.
+const ROUNDS: usize = 30;
+
+pub(crate) fn sub(n: u32) -> String {
+    format!("nqn.2024-01.io.stas.lab:c{n}")
+}
+
+pub(crate) fn start_stacd() -> std::io::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/tmp/stacd.log")?;
+    Command::new("/bin/stacd")
+        .env("RUNTIME_DIRECTORY", "/run/stacd")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+}
+
+/// Live-or-connecting I/O controllers: subsystem NQN -> device.
+pub(crate) fn iocs(sysfs: &Sysfs) -> BTreeMap<String, String> {
+    sysfs
+        .controllers()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| !c.is_discovery())
+        .filter(|c| {
+            !c.state
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("deleting")
+        })
+        .filter_map(|c| Some((c.subsysnqn.clone()?, c.name)))
+        .collect()
+}
+
+/// How many namespaces the kernel made for controller `dev`.
+pub(crate) fn namespaces(dev: &str) -> usize {
+    std::fs::read_dir(format!("/sys/class/nvme/{dev}"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with("nvme") && n.contains('n') && n != dev && n.len() > dev.len()
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Polls `cond` every millisecond until it holds; how long that took.
+pub(crate) async fn until(
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return Ok(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Err(format!("{what}: not within {timeout:?}"))
+}
+
+fn write_stacd_conf(text: &str) -> Result<(), String> {
+    std::fs::write("/etc/stas/stacd.conf", text).map_err(|e| format!("stacd.conf: {e}"))
+}
+
+/// `stacctl ls --json`: subsystem NQN -> device, as stacd reports them.
+fn stacctl_ls() -> Result<BTreeMap<String, String>, String> {
+    let o = Command::new("/bin/stacctl")
+        .args(["ls", "--json"])
+        .output()
+        .map_err(|e| format!("stacctl: {e}"))?;
+    if !o.status.success() {
+        return Err(format!(
+            "stacctl ls --json: {} {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| {
+        format!(
+            "stacctl ls --json: {e}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })?;
+    Ok(v.as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| {
+            Some((
+                d["subsysnqn"].as_str()?.to_owned(),
+                d["device"].as_str()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+fn rss_kib(pid: u32) -> Option<f64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn setup(t: &Nvmet) -> std::io::Result<()> {
+    prepare_host()?;
+    std::fs::write("/etc/stas/stacd.conf", "[Global]\n")?;
+    std::fs::create_dir_all("/run/stacd")?;
+    for n in 1..=5 {
+        t.add_subsystem(&sub(n), true, None)?;
+        t.add_namespace(
+            &sub(n),
+            1,
+            std::path::Path::new(&format!("/tmp/c{n}.img")),
+            16 << 20,
+        )?;
+    }
+    // Port 1 serves discovery and I/O; port 2 is known only to stacd.conf.
+    t.add_port(1, &PortAddr::tcp("127.0.0.1", "8009"))?;
+    t.add_port(2, &PortAddr::tcp("::1", "4420"))?;
+    for n in 1..=3 {
+        t.link(1, &sub(n))?;
+    }
+    t.link(2, &sub(5))
+}
+
+pub fn scenario(r: &mut Report) {
+    let paths = KernelPaths::default();
+    let sysfs = Sysfs::new(&paths);
+    let t = Nvmet::default();
+    r.check(
+        "stacd-setup",
+        setup(&t).map(|()| String::new()).map_err(|e| e.to_string()),
+    );
+    r.check("dbus-daemon", start_dbus());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (Ok(mut stafd), Ok(mut stacd)) = (start_stafd(), start_stacd()) else {
+        r.check("daemons-start", Err("stafd or stacd did not start".into()));
+        return;
+    };
+    rt.block_on(async {
+        let conn = match zbus::Connection::system().await {
+            Ok(c) => c,
+            Err(e) => {
+                r.check("dbus-connect", Err(e.to_string()));
+                return;
+            }
+        };
+        let first3 = [sub(1), sub(2), sub(3)];
+        let connected = until("3 subsystems connected with namespaces", Duration::from_secs(60), || {
+            let m = iocs(&sysfs);
+            first3
+                .iter()
+                .all(|n| m.get(n).is_some_and(|d| namespaces(d) >= 1))
+        })
+        .await;
+        r.check(
+            "stacd-connects-log-page-subsystems",
+            connected.map(|d| format!("{:?} after start: {:?}", d, iocs(&sysfs))),
+        );
+        r.check("stacctl-ls", {
+            let kernel = iocs(&sysfs);
+            stacctl_ls().and_then(|listed| {
+                ensure(listed == kernel, format!("stacctl {listed:?} vs sysfs {kernel:?}"))
+                    .map(|()| format!("{listed:?}"))
+            })
+        });
+        r.check("stafctl-ls", {
+            match Command::new("/bin/stafctl").arg("ls").output() {
+                Ok(o) => {
+                    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                    ensure(
+                        o.status.success() && text.contains("127.0.0.1") && text.contains("8009"),
+                        text.clone(),
+                    )
+                    .map(|()| text)
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        });
+
+        // Zoning: link/unlink a subsystem, timed from the configfs change to
+        // the I/O controller live in the kernel (and gone again).
+        let (mut up, mut down, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..ROUNDS {
+            let start = Instant::now();
+            if let Err(e) = t.link(1, &sub(4)) {
+                failures.push(format!("link {i}: {e}"));
+                break;
+            }
+            let live = until("connected", Duration::from_secs(20), || {
+                sysfs
+                    .controllers()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.subsysnqn.as_deref() == Some(sub(4).as_str()) && c.is_live())
+            })
+            .await;
+            match live {
+                Ok(_) => up.push(start.elapsed().as_secs_f64() * 1000.0),
+                Err(e) => failures.push(format!("round {i}: {e}")),
+            }
+            let start = Instant::now();
+            if let Err(e) = t.unlink(1, &sub(4)) {
+                failures.push(format!("unlink {i}: {e}"));
+                break;
+            }
+            match until("disconnected", Duration::from_secs(20), || {
+                !iocs(&sysfs).contains_key(&sub(4))
+            })
+            .await
+            {
+                Ok(_) => down.push(start.elapsed().as_secs_f64() * 1000.0),
+                Err(e) => failures.push(format!("round {i}: {e}")),
+            }
+        }
+        up.sort_by(f64::total_cmp);
+        down.sort_by(f64::total_cmp);
+        r.metric("aen-to-ioc-live-p50", percentile(&up, 50), "ms");
+        r.metric("aen-to-ioc-live-p99", percentile(&up, 99), "ms");
+        r.metric("unlink-to-disconnected-p50", percentile(&down, 50), "ms");
+        r.metric("unlink-to-disconnected-p99", percentile(&down, 99), "ms");
+        r.check(
+            "stacd-link-connects-unlink-disconnects",
+            ensure(
+                failures.is_empty() && up.len() == ROUNDS && down.len() == ROUNDS,
+                format!("{failures:?}"),
+            )
+            .map(|()| {
+                format!(
+                    "{ROUNDS} rounds: connect p50 {:.1} ms p99 {:.1} ms; disconnect p50 {:.1} ms p99 {:.1} ms",
+                    percentile(&up, 50),
+                    percentile(&up, 99),
+                    percentile(&down, 50),
+                    percentile(&down, 99)
+                )
+            }),
+        );
+
+        // no-disconnect: zoning removes sub3, its connection stays; zoned
+        // back, it is adopted, not duplicated.
+        let no_disconnect = async {
+            write_stacd_conf("[I/O controller connection management]\ndisconnect-scope=no-disconnect\n")?;
+            stop(&mut stacd, "HUP");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let before = iocs(&sysfs).get(&sub(3)).cloned().ok_or("sub3 not connected")?;
+            t.unlink(1, &sub(3)).map_err(|e| e.to_string())?;
+            wait_json(&conn, "stafd drops sub3", Duration::from_secs(10), |v| {
+                subsystems(v, "127.0.0.1").is_some_and(|s| !s.contains(&sub(3)))
+            })
+            .await?;
+            until("stacd forgets sub3", Duration::from_secs(10), || {
+                stacctl_ls().is_ok_and(|l| !l.contains_key(&sub(3)))
+            })
+            .await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let kept = iocs(&sysfs).get(&sub(3)).cloned();
+            ensure(kept.as_ref() == Some(&before), format!("sub3 connection {before} -> {kept:?}"))?;
+            t.link(1, &sub(3)).map_err(|e| e.to_string())?;
+            until("stacd lists sub3 again", Duration::from_secs(10), || {
+                stacctl_ls().is_ok_and(|l| l.get(&sub(3)) == Some(&before))
+            })
+            .await?;
+            let count = sysfs
+                .controllers()
+                .unwrap_or_default()
+                .iter()
+                .filter(|c| c.subsysnqn.as_deref() == Some(sub(3).as_str()))
+                .count();
+            ensure(count == 1, format!("{count} connections to sub3"))?;
+            write_stacd_conf("[Global]\n")?;
+            stop(&mut stacd, "HUP");
+            Ok::<_, String>(format!("kept {before} while unzoned, adopted it back"))
+        };
+        r.check("stacd-no-disconnect-keeps", no_disconnect.await);
+
+        let exclude = async {
+            write_stacd_conf(&format!("[Controllers]\nexclude = nqn={}\n", sub(2)))?;
+            stop(&mut stacd, "HUP");
+            let gone = until("excluded sub2 disconnected", Duration::from_secs(10), || {
+                !iocs(&sysfs).contains_key(&sub(2))
+            })
+            .await?;
+            write_stacd_conf("[Global]\n")?;
+            stop(&mut stacd, "HUP");
+            let back = until("sub2 back", Duration::from_secs(20), || {
+                iocs(&sysfs).contains_key(&sub(2))
+            })
+            .await?;
+            Ok::<_, String>(format!("disconnected {gone:?} after SIGHUP, back {back:?} after"))
+        };
+        r.check("stacd-exclude", exclude.await);
+
+        // Restarting stacd disconnects nothing and connects nothing new.
+        let restart_stacd = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let before = iocs(&sysfs);
+            stop(&mut stacd, "TERM");
+            let exit = stacd.wait().map_err(|e| e.to_string())?;
+            ensure(exit.success(), format!("stacd exited {exit}"))?;
+            let stopped = iocs(&sysfs);
+            stacd = start_stacd().map_err(|e| e.to_string())?;
+            until("stacd lists them again", Duration::from_secs(20), || {
+                stacctl_ls().is_ok_and(|l| l == before)
+            })
+            .await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let after = iocs(&sysfs);
+            ensure(stopped == before, format!("stop: {before:?} -> {stopped:?}"))?;
+            ensure(after == before, format!("restart: {before:?} -> {after:?}"))?;
+            Ok::<_, String>(format!("kept {before:?}"))
+        };
+        r.check("stacd-restart-keeps-connections", restart_stacd.await);
+
+        // stafd away: stacd tears nothing down; stafd back: still nothing.
+        let restart_stafd = async {
+            let before = iocs(&sysfs);
+            stop(&mut stafd, "TERM");
+            let _ = stafd.wait();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let away = iocs(&sysfs);
+            let listed = stacctl_ls()?;
+            stafd = start_stafd().map_err(|e| e.to_string())?;
+            wait_json(&conn, "stafd back with its log page", Duration::from_secs(20), |v| {
+                subsystems(v, "127.0.0.1").is_some_and(|s| s.len() == 3)
+            })
+            .await?;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let after = iocs(&sysfs);
+            ensure(away == before, format!("stafd away: {before:?} -> {away:?}"))?;
+            ensure(listed == before, format!("stacd listed {listed:?} while stafd was away"))?;
+            ensure(after == before, format!("stafd back: {before:?} -> {after:?}"))?;
+            Ok::<_, String>(format!("kept {before:?}"))
+        };
+        r.check("stafd-restart-stacd-keeps", restart_stafd.await);
+
+        let sighup_new = async {
+            write_stacd_conf(&format!(
+                "[Controllers]\ncontroller = transport=tcp;traddr=::1;trsvcid=4420;nqn={}\n",
+                sub(5)
+            ))?;
+            stop(&mut stacd, "HUP");
+            until("sub5 connected with a namespace", Duration::from_secs(20), || {
+                iocs(&sysfs).get(&sub(5)).is_some_and(|d| namespaces(d) >= 1)
+            })
+            .await
+            .map(|d| format!("connected {d:?} after SIGHUP"))
+        };
+        r.check("stacd-sighup-connects-new-controller", sighup_new.await);
+
+        // Scale: 100 more subsystems zoned at once; RSS of both daemons.
+        let scale = async {
+            for n in SCALE_FIRST..SCALE_FIRST + SCALE_COUNT {
+                t.add_subsystem(&sub(n), true, None).map_err(|e| e.to_string())?;
+                t.add_namespace(
+                    &sub(n),
+                    1,
+                    std::path::Path::new(&format!("/tmp/c{n}.img")),
+                    1 << 20,
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            let start = Instant::now();
+            for n in SCALE_FIRST..SCALE_FIRST + SCALE_COUNT {
+                t.link(1, &sub(n)).map_err(|e| e.to_string())?;
+            }
+            let took = until("100 more connected", Duration::from_secs(240), || {
+                let m = iocs(&sysfs);
+                (SCALE_FIRST..SCALE_FIRST + SCALE_COUNT).all(|n| m.contains_key(&sub(n)))
+            })
+            .await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let total = iocs(&sysfs).len();
+            let (f, c) = (rss_kib(stafd.id()), rss_kib(stacd.id()));
+            r.metric("rss-stafd-100-subsystems", f.unwrap_or(f64::NAN) / 1024.0, "MiB");
+            r.metric("rss-stacd-100-subsystems", c.unwrap_or(f64::NAN) / 1024.0, "MiB");
+            r.metric("zone-100-to-connected", start.elapsed().as_secs_f64(), "s");
+            Ok::<_, String>(format!(
+                "{total} I/O controllers; 100 connected {took:?} after zoning; RSS stafd {:.1} MiB, stacd {:.1} MiB",
+                f.unwrap_or(f64::NAN) / 1024.0,
+                c.unwrap_or(f64::NAN) / 1024.0
+            ))
+        };
+        r.check("stacd-scale-100", scale.await);
+    });
+    stop(&mut stacd, "TERM");
+    let _ = stacd.wait();
+    stop(&mut stafd, "TERM");
+    let _ = stafd.wait();
+    for (name, path) in [
+        ("stafd.log", "/tmp/stafd.log"),
+        ("stacd.log", "/tmp/stacd.log"),
+    ] {
+        if let Ok(log) = std::fs::read(path) {
+            r.blob(name, &log);
+        }
+    }
+}
+
+/// The README demo: what an admin sees when stafd and stacd run against a
+/// kernel NVMe/TCP target, and how fast a newly zoned subsystem is
+/// connected.
+pub fn demo() -> i32 {
+    let t = Nvmet::default();
+    let sysfs = Sysfs::new(&KernelPaths::default());
+    if let Err(e) = setup(&t) {
+        println!("target setup failed: {e}");
+        return 1;
+    }
+    println!(
+        "kernel NVMe/TCP target on 127.0.0.1:8009 (discovery and I/O) with {}, {}, {}",
+        sub(1),
+        sub(2),
+        sub(3)
+    );
+    let _ = start_dbus();
+    show("cat /etc/stas/stafd.conf", &["cat", "/etc/stas/stafd.conf"]);
+    show("cat /etc/stas/stacd.conf", &["cat", "/etc/stas/stacd.conf"]);
+    let (Ok(mut stafd), Ok(mut stacd)) = (start_stafd(), start_stacd()) else {
+        println!("stafd or stacd did not start");
+        return 1;
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("{e}");
+            return 1;
+        }
+    };
+    let rc = rt.block_on(async {
+        let first3 = [sub(1), sub(2), sub(3)];
+        let ready = until("3 subsystems connected", Duration::from_secs(60), || {
+            let m = iocs(&sysfs);
+            first3
+                .iter()
+                .all(|n| m.get(n).is_some_and(|d| namespaces(d) >= 1))
+        })
+        .await;
+        match ready {
+            Ok(d) => println!("\nstafd and stacd started; 3 subsystems connected {:.0} ms later", d.as_secs_f64() * 1000.0),
+            Err(e) => {
+                println!("{e}");
+                return 1;
+            }
+        }
+        show("stafctl ls", &["/bin/stafctl", "ls"]);
+        show(
+            "stafctl dlp -a 127.0.0.1 -s 8009",
+            &["/bin/stafctl", "dlp", "-a", "127.0.0.1", "-s", "8009"],
+        );
+        show("stacctl ls", &["/bin/stacctl", "ls"]);
+        show("ls /sys/block  (the namespaces)", &["ls", "/sys/block"]);
+
+        println!(
+            "\nzoning {} in: linking it to the port (the target sends a Discovery Log Page Change AEN)...",
+            sub(4)
+        );
+        let start = Instant::now();
+        if let Err(e) = t.link(1, &sub(4)) {
+            println!("link failed: {e}");
+            return 1;
+        }
+        let live = until("connected", Duration::from_secs(20), || {
+            iocs(&sysfs).get(&sub(4)).is_some_and(|d| namespaces(d) >= 1)
+        })
+        .await;
+        match live {
+            Ok(_) => println!(
+                "stafd re-read the log page, stacd connected {} and its namespace appeared {:.1} ms after the change",
+                sub(4),
+                start.elapsed().as_secs_f64() * 1000.0
+            ),
+            Err(e) => {
+                println!("{e}");
+                return 1;
+            }
+        }
+        show("stacctl ls", &["/bin/stacctl", "ls"]);
+        show("ls /sys/block", &["ls", "/sys/block"]);
+        0
+    });
+    stop(&mut stacd, "TERM");
+    let _ = stacd.wait();
+    stop(&mut stafd, "TERM");
+    let _ = stafd.wait();
+    rc
+}

@@ -1,0 +1,82 @@
+//! stacd on a real kernel: stafd, stacd and dbus-daemon in the lab VM
+//! against nvmet (the `stacd` scenario of stas-lab-guest): subsystems zoned
+//! in and out, disconnect-scope, exclude, restarts of either daemon, SIGHUP,
+//! and 100 subsystems at once. Prints the AEN -> I/O controller latency and
+//! the daemons' memory.
+//!
+//! Fails, saying what to install, when the lab cannot start;
+//! `STAS_SKIP_LAB=1` skips it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may panic
+
+use std::path::Path;
+use std::time::Duration;
+
+use stas_tests::lab::{self, build_static, host_binary_with_libs, Guest, Lab};
+
+const EXPECTED: &[&str] = &[
+    "stacd-setup",
+    "dbus-daemon",
+    "stacd-connects-log-page-subsystems",
+    "stacctl-ls",
+    "stafctl-ls",
+    "stacd-link-connects-unlink-disconnects",
+    "stacd-no-disconnect-keeps",
+    "stacd-exclude",
+    "stacd-restart-keeps-connections",
+    "stafd-restart-stacd-keeps",
+    "stacd-sighup-connects-new-controller",
+    "stacd-scale-100",
+];
+
+const SCRIPT: &str = r#"
+. /lab.sh
+/bin/stas-lab-guest stacd
+rc=$?
+for f in /tmp/blobs/*; do lab_put "$(basename "$f")" "$f"; done
+exit $rc
+"#;
+
+#[test]
+fn lab_stacd() {
+    if lab::skip_requested("lab_stacd") {
+        return;
+    }
+    let lab = Lab::prepare().unwrap_or_else(|e| panic!("the lab cannot start: {e}"));
+    let bins = build_static(&[
+        ("stas-tests", "stas-lab-guest"),
+        ("stafd", "stafd"),
+        ("stacd", "stacd"),
+        ("tools", "stafctl"),
+        ("tools", "stacctl"),
+    ])
+    .unwrap_or_else(|e| panic!("building the static binaries: {e}"));
+    let dbus = host_binary_with_libs(Path::new("/usr/bin/dbus-daemon"))
+        .unwrap_or_else(|e| panic!("dbus-daemon for the guest: {e} (apt-get install dbus-daemon)"));
+    let mut guest = Guest::new("stacd", SCRIPT)
+        .file(&bins[0], "/bin/stas-lab-guest")
+        .file(&bins[1], "/bin/stafd")
+        .file(&bins[2], "/bin/stacd")
+        .file(&bins[3], "/bin/stafctl")
+        .file(&bins[4], "/bin/stacctl")
+        .files(dbus)
+        .timeout(Duration::from_secs(600));
+    // 100 I/O controllers with their queues and namespaces.
+    guest.memory_mib = 2048;
+    let run = lab.run(&guest).unwrap_or_else(|e| panic!("{e}"));
+    run.print_results();
+    let log = |name: &str| {
+        run.blob(name)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    println!("boot {:?}, wall {:?}", run.boot_time, run.wall_time);
+    run.require_checks(
+        EXPECTED,
+        &format!(
+            "---- stacd log ----\n{}\n---- stafd log ----\n{}",
+            log("stacd.log"),
+            log("stafd.log")
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
