@@ -27,9 +27,10 @@ need_apt() {
 need_rust() {
     command -v rustup >/dev/null || { echo "rustup is required: https://rustup.rs" >&2; exit 1; }
     command -v cc >/dev/null || need_apt gcc libc6-dev
-    # Reading the active toolchain installs it, its components and targets.
-    rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install >/dev/null
-    rustup show >/dev/null
+    # Installs the pinned toolchain with the components and targets
+    # rust-toolchain.toml names (idempotent; newer rustup no longer does
+    # this implicitly, and RUSTUP_AUTO_INSTALL=0 forbids it).
+    rustup toolchain install >/dev/null 2>&1 || rustup toolchain install
 }
 
 # Nightly and cargo-fuzz, for the fuzz smoke runs.
