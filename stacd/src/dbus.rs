@@ -377,3 +377,115 @@ pub async fn follow_stafd(conn: Connection, service: ServiceHandle) -> zbus::Res
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+
+    use nvmf_proto::dlp::{DiscoveryLogEntry, Tsas};
+    use nvmf_proto::types::{AdrFam, CntrlType, EFlags, SecType, SubType, TrType};
+    use stas_common::tid::{Tid, TidContext};
+
+    use super::*;
+    use crate::ioc::Source;
+
+    fn status() -> IocStatus {
+        let cid = [
+            ("transport", "tcp"),
+            ("traddr", "10.0.0.9"),
+            ("trsvcid", "4420"),
+            ("subsysnqn", "nqn.a"),
+            ("dhchap-ctrl-secret", "DHHC-1:00:c2VjcmV0:"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let tid = Tid::from_cid(
+            &cid,
+            &TidContext {
+                host_nqn: "nqn.host".into(),
+                ignore_iface: false,
+            },
+        );
+        IocStatus {
+            tid,
+            source: Source::LogPage,
+            device: Some("nvme4".into()),
+            connect_attempts: 0,
+            stage: Stage::Connected,
+            dlpe: Some(DiscoveryLogEntry {
+                trtype: TrType::Tcp,
+                adrfam: AdrFam::Ipv4,
+                subtype: SubType::Nvme,
+                traddr: "10.0.0.9".into(),
+                trsvcid: "4420".into(),
+                subnqn: "nqn.a".into(),
+                portid: 1,
+                cntlid: 0xffff,
+                asqsz: 32,
+                eflags: EFlags(EFlags::NCC),
+                tsas: Tsas::tcp(SecType::None),
+                ..DiscoveryLogEntry::default()
+            }),
+            last_error: None,
+            retry_in: None,
+        }
+    }
+
+    #[test]
+    fn details_have_upstreams_keys_in_order_and_secrets_redacted() {
+        let dev = ControllerInfo {
+            name: "nvme4".into(),
+            hostnqn: Some("nqn.host".into()),
+            cntrltype: Some(CntrlType::Io),
+            model: Some("Linux".into()),
+            ..ControllerInfo::default()
+        };
+        let d = details_dict(&status(), true, Some(&dev));
+        let keys: Vec<&str> = d.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "traddr",
+                "trsvcid",
+                "transport",
+                "subsysnqn",
+                "host-iface",
+                "host-traddr",
+                "dhchap-ctrl-secret",
+                "host-nqn",
+                "device",
+                "connect attempts",
+                "retry connect timer",
+                "hostid",
+                "hostnqn",
+                "model",
+                "serial",
+                "dctype",
+                "cntrltype",
+                "connected",
+                "dlpe",
+                "dlpe.eflags.ncc",
+            ]
+        );
+        assert_eq!(
+            d.get("dhchap-ctrl-secret"),
+            Some(stas_common::dbus::REDACTED)
+        );
+        assert_eq!(d.get("connected"), Some("True"));
+        assert_eq!(d.get("cntrltype"), Some("io"));
+        assert_eq!(d.get("dlpe.eflags.ncc"), Some("True"));
+        assert_eq!(d.get("retry connect timer"), Some("60.0s [off]"));
+        let dlpe = d.get("dlpe").unwrap();
+        assert!(
+            dlpe.starts_with("{'trtype': 'tcp', 'adrfam': 'ipv4', 'traddr': '10.0.0.9'"),
+            "{dlpe}"
+        );
+        assert!(dlpe.contains("'tsas': \"{'sectype': 'none'}\""), "{dlpe}");
+        let root = details_dict(&status(), false, None);
+        assert_eq!(root.get("dhchap-ctrl-secret"), Some("DHHC-1:00:c2VjcmV0:"));
+        let mut none = status();
+        none.dlpe = None;
+        assert_eq!(details_dict(&none, false, None).get("dlpe"), Some("None"));
+    }
+}
