@@ -41,6 +41,8 @@ pub const DEBUG_INTERFACE: &str = "org.nvmexpress.stac.debug";
 pub const STAF_BUS_NAME: &str = "org.nvmexpress.staf";
 const STAF_OBJECT_PATH: &str = "/org/nvmexpress/staf";
 const STAF_INTERFACE: &str = "org.nvmexpress.staf";
+/// When to ask stafd again after a failed `get_all_log_pages`.
+const STAF_RETRY: Duration = Duration::from_secs(5);
 /// How long stafd may take to answer `get_all_log_pages`.
 const STAF_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -345,6 +347,8 @@ pub async fn follow_stafd(conn: Connection, service: ServiceHandle) -> zbus::Res
     if !present {
         log::info!("stafd is not on the bus yet; waiting for it");
     }
+    // A failed call while stafd is on the bus is asked again later.
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             biased;
@@ -371,8 +375,16 @@ pub async fn follow_stafd(conn: Connection, service: ServiceHandle) -> zbus::Res
             }
             () = std::future::ready(()), if pending => {
                 pending = false;
+                retry_at = None;
                 let view = fetch(&conn).await;
+                if view == StafView::Unknown && present {
+                    retry_at = Some(tokio::time::Instant::now() + STAF_RETRY);
+                }
                 service.send(Input::Staf(view));
+            }
+            () = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
+                retry_at = None;
+                pending |= present;
             }
         }
     }
@@ -427,6 +439,7 @@ mod tests {
                 tsas: Tsas::tcp(SecType::None),
                 ..DiscoveryLogEntry::default()
             }),
+            listed_by: None,
             last_error: None,
             retry_in: None,
         }

@@ -91,6 +91,8 @@ pub struct IocStatus {
     pub stage: Stage,
     /// The log page entry it was last listed with.
     pub dlpe: Option<DiscoveryLogEntry>,
+    /// The discovery controller whose log page listed it last.
+    pub listed_by: Option<String>,
     /// The last connect error.
     pub last_error: Option<String>,
     /// Interval of the pending retry, if one is pending.
@@ -217,6 +219,7 @@ impl IocHandle {
             connect_attempts: 0,
             stage: Stage::Waiting,
             dlpe,
+            listed_by: None,
             last_error: None,
             retry_in: None,
         }));

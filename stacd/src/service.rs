@@ -39,6 +39,15 @@ pub const AUDIT_DELAY: Duration = Duration::from_secs(1);
 /// The NVMe/TCP I/O port, for configured TCP I/O controllers without one.
 pub const IO_TCP_PORT: &str = "4420";
 
+/// What stafd's log pages ask for.
+#[derive(Debug, Default)]
+struct Discovered {
+    /// I/O controller -> (its entry, the DC that listed it).
+    entries: BTreeMap<Tid, (DiscoveryLogEntry, String)>,
+    /// DCs whose (empty) page is not stafd's word yet.
+    incomplete: BTreeSet<String>,
+}
+
 /// Inputs of the service loop.
 #[derive(Debug)]
 pub enum Input {
@@ -312,16 +321,20 @@ impl Service {
     }
 
     /// The I/O controllers stafd's log pages name (§7.2 step 3), with the
-    /// entry each came from; None while stafd's answer is unknown.
-    fn discovered(&self, ctx: &TidContext) -> Option<BTreeMap<Tid, DiscoveryLogEntry>> {
+    /// entry and the DC each came from, and the DCs whose page is not
+    /// stafd's word yet; None while stafd's answer is unknown.
+    fn discovered(&self, ctx: &TidContext) -> Option<Discovered> {
         let StafView::Known(dcs) = &self.staf else {
             return None;
         };
-        let mut out = BTreeMap::new();
+        let mut out = Discovered::default();
         for dc in dcs {
+            if !dc.complete {
+                out.incomplete.insert(dc.dc.clone());
+            }
             for e in dc.entries.iter().filter(|e| e.subtype == SubType::Nvme) {
                 let tid = Tid::from_dlpe(e, &dc.host_traddr, &dc.host_iface, &dc.host_nqn, ctx);
-                out.insert(tid, e.clone());
+                out.entries.insert(tid, (e.clone(), dc.dc.clone()));
             }
         }
         Some(out)
@@ -365,7 +378,7 @@ impl Service {
         let discovered = self.discovered(&ctx);
 
         let mut source_of: BTreeMap<Tid, Source> = BTreeMap::new();
-        for t in discovered.iter().flat_map(|d| d.keys()) {
+        for t in discovered.iter().flat_map(|d| d.entries.keys()) {
             source_of.insert(t.clone(), Source::LogPage);
         }
         for t in configured {
@@ -385,7 +398,6 @@ impl Service {
         let (_, excluded) = remove_excluded(&cfg.excludes, self.iocs.keys().cloned().collect());
         let excluded: BTreeSet<Tid> = excluded.into_iter().collect();
 
-        let staf_known = discovered.is_some();
         let to_del: Vec<Tid> = self
             .iocs
             .iter()
@@ -394,11 +406,21 @@ impl Service {
                     return false;
                 }
                 let s = lock(&h.status);
-                // Without stafd's answer only what stacd.conf alone decides
+                if excluded.contains(*tid) {
+                    return true;
+                }
+                // Without stafd's word only what stacd.conf alone decides
                 // may go.
-                staf_known
-                    || excluded.contains(*tid)
-                    || (!s.source.needs_stafd() && s.dlpe.is_none())
+                let listing_unknown = match (&discovered, &s.listed_by) {
+                    (None, _) => true,
+                    (Some(d), Some(dc)) => d.incomplete.contains(dc),
+                    (Some(_), None) => false,
+                };
+                if listing_unknown {
+                    !s.source.needs_stafd() && s.dlpe.is_none()
+                } else {
+                    true
+                }
             })
             .map(|(t, _)| t.clone())
             .collect();
@@ -420,13 +442,20 @@ impl Service {
             }
         }
         for tid in &wanted {
-            let dlpe = discovered.as_ref().and_then(|d| d.get(tid)).cloned();
+            let listing = discovered
+                .as_ref()
+                .and_then(|d| d.entries.get(tid))
+                .cloned();
+            let (dlpe, listed_by) = listing.map_or((None, None), |(e, dc)| (Some(e), Some(dc)));
             let source = source_of.get(tid).copied().unwrap_or(Source::Configured);
             match self.iocs.get(tid) {
                 Some(h) => {
                     let changed = {
                         let mut s = lock(&h.status);
                         s.source = source;
+                        if listed_by.is_some() {
+                            s.listed_by = listed_by;
+                        }
                         dlpe.is_some() && s.dlpe != dlpe
                     };
                     if let (true, Some(e)) = (changed, dlpe) {
@@ -436,7 +465,12 @@ impl Service {
                 None if self.pending_disposal(tid) => {
                     log::debug!("{tid} - waiting for the previous connection to be disposed of");
                 }
-                None => self.spawn(tid.clone(), source, dlpe),
+                None => {
+                    self.spawn(tid.clone(), source, dlpe);
+                    if let Some(h) = self.iocs.get(tid) {
+                        lock(&h.status).listed_by = listed_by;
+                    }
+                }
             }
         }
         self.publish_view();

@@ -9,6 +9,13 @@ use serde_json::Value;
 /// One discovery controller's log page as stafd serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DcLogPages {
+    /// Which DC (its transport, address, port, NQN and host side), to
+    /// attribute I/O controllers to it.
+    pub dc: String,
+    /// Whether the page is stafd's word: false when it is empty and the DC
+    /// is not connected or still reading it (stafd just started without a
+    /// cached page). Controllers this DC listed before are kept meanwhile.
+    pub complete: bool,
     /// The DC's `host-traddr` (I/O controllers it lists connect from there).
     pub host_traddr: String,
     /// The DC's `host-iface`.
@@ -73,7 +80,25 @@ pub fn parse_all_log_pages(json: &str) -> Result<Vec<DcLogPages>, String> {
                 e
             })
             .collect();
+        let dc = [
+            "transport",
+            "traddr",
+            "trsvcid",
+            "subsysnqn",
+            "host-traddr",
+            "host-iface",
+            "host-nqn",
+        ]
+        .iter()
+        .map(|k| text(ctrl, k))
+        .collect::<Vec<_>>()
+        .join(", ");
+        let connected = ctrl.get("connected").and_then(Value::as_str) != Some("False");
+        let reading = ctrl.get("get log page operation").is_some();
+        let complete = !pages.is_empty() || (connected && !reading);
         out.push(DcLogPages {
+            dc: format!("({dc})"),
+            complete,
             host_traddr: text(ctrl, "host-traddr"),
             host_iface: text(ctrl, "host-iface"),
             host_nqn: text(ctrl, "host-nqn"),
@@ -98,6 +123,26 @@ mod tests {
         assert_eq!(dcs[0].entries.len(), 1);
         assert_eq!(dcs[0].entries[0].subnqn, "nqn.1988-11.com.dell:sub");
         assert_eq!(dcs[0].entries[0].eflags.0, 4);
+        assert!(dcs[0].complete);
+        assert!(dcs[0]
+            .dc
+            .starts_with("(tcp, ::1, 8009, nqn.2014-08.org.nvmexpress.discovery"));
+    }
+
+    #[test]
+    fn an_empty_page_of_a_dc_not_connected_or_still_reading_is_not_complete() {
+        let dc = |extra: &str| {
+            format!(
+                r#"[{{"discovery-controller": {{"traddr": "1.1.1.1"{extra}}}, "log-pages": []}}]"#
+            )
+        };
+        let complete = |extra: &str| parse_all_log_pages(&dc(extra)).unwrap()[0].complete;
+        assert!(complete(""), "not detailed: taken as is");
+        assert!(complete(r#", "connected": "True""#));
+        assert!(!complete(r#", "connected": "False""#));
+        assert!(!complete(
+            r#", "connected": "True", "get log page operation": "{}""#
+        ));
     }
 
     #[test]

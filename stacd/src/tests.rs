@@ -49,7 +49,13 @@ fn nvme(traddr: &str, nqn: &str) -> DiscoveryLogEntry {
 
 /// stafd's answer: one DC (reached from eth1) listing `entries`.
 fn staf(entries: Vec<DiscoveryLogEntry>) -> Input {
+    staf_page(entries, true)
+}
+
+fn staf_page(entries: Vec<DiscoveryLogEntry>, complete: bool) -> Input {
     Input::Staf(StafView::Known(vec![DcLogPages {
+        dc: "(tcp, 10.0.0.1, 8009)".into(),
+        complete,
         host_traddr: String::new(),
         host_iface: "eth1".into(),
         host_nqn: HOSTNQN.into(),
@@ -597,4 +603,23 @@ async fn a_burst_of_stafd_answers_costs_one_reconciliation() {
         "{} reconciliations",
         stats.reconciliations
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dc_that_has_not_read_its_page_yet_takes_nothing_away() {
+    let sim = SimKernel::new();
+    sim.add_subsystem("10.0.0.9", "nqn.a");
+    let h = start_with(sim, config(""), None).await;
+    h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
+    h.connected("nqn.a").await;
+    // stafd restarted without a cached page: the DC is there, its page empty
+    // and not read yet.
+    h.handle.send(staf_page(vec![], false));
+    settle().await;
+    assert!(h.ioc("nqn.a").is_some_and(|s| s.connected()));
+    assert!(h.sim.state().disconnects.is_empty());
+    // Read: the page really is empty now.
+    h.handle.send(staf_page(vec![], true));
+    h.gone("nqn.a").await;
+    h.stop().await;
 }
