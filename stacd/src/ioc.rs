@@ -352,7 +352,14 @@ impl Ioc {
         while self.stop.is_none() {
             self.retry_now = false;
             match self.connect().await {
-                Ok(dev) => {
+                Ok(None) => {
+                    log::debug!(
+                        "{} - the audited connection is gone; nothing to adopt",
+                        self.tid
+                    );
+                    self.stop.get_or_insert(true);
+                }
+                Ok(Some(dev)) => {
                     device = Some(dev.clone());
                     self.wait(None).await;
                     if self.stop.is_some() {
@@ -426,8 +433,10 @@ impl Ioc {
         self.set(|s| s.retry_in = None);
     }
 
-    /// Adopts a matching kernel connection, or makes one.
-    async fn connect(&mut self) -> Result<String, String> {
+    /// Adopts a matching kernel connection, or makes one. An audited
+    /// controller only adopts: the connection the audit saw may be gone by
+    /// now (being disposed of), and then there is nothing to do (`None`).
+    async fn connect(&mut self) -> Result<Option<String>, String> {
         self.set(|s| {
             s.connect_attempts = s.connect_attempts.saturating_add(1);
             s.stage = Stage::Connecting;
@@ -435,7 +444,8 @@ impl Ioc {
         let tid = self.tid.clone();
         let opts = self.connect_options();
         let supported = self.ctx.supported.clone();
-        let (dev, adopted) = self
+        let adopt_only = lock(&self.status).source == Source::Audit;
+        let found = self
             .blocking(move |k| {
                 let ifaces = k.interfaces();
                 let found: Vec<ExistingController> = k
@@ -450,11 +460,18 @@ impl Ioc {
                     .map(existing)
                     .collect();
                 if let Some(c) = matching::find_ioc(&found, &tid, &ifaces) {
-                    return Ok((c.name.clone(), true));
+                    return Ok(Some((c.name.clone(), true)));
                 }
-                k.connect(&opts, &supported).map(|c| (c.name(), false))
+                if adopt_only {
+                    return Ok(None);
+                }
+                k.connect(&opts, &supported)
+                    .map(|c| Some((c.name(), false)))
             })
             .await?;
+        let Some((dev, adopted)) = found else {
+            return Ok(None);
+        };
         log::info!(
             "{} | {dev} - Connection established!{}",
             self.tid,
@@ -470,7 +487,7 @@ impl Ioc {
             s.connect_attempts = 0;
             s.last_error = None;
         });
-        Ok(dev)
+        Ok(Some(dev))
     }
 
     /// The connect options of §5.4: the per-controller override, else the

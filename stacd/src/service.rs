@@ -589,7 +589,9 @@ impl Service {
                 let was_draining = self.draining.iter().any(|h| h.id == id);
                 self.draining.retain(|h| h.id != id);
                 if self.iocs.get(&tid).is_some_and(|h| h.id == id) {
+                    // It ended by itself (an audited connection already gone).
                     self.iocs.remove(&tid);
+                    self.publish_view();
                 }
                 // A TID that waited for this disposal may be created now.
                 was_draining && !self.shutting_down

@@ -250,11 +250,12 @@ async fn removal_under(scope_lines: &str) -> (bool, Vec<String>) {
     // Zoning removes nqn.b from the log page.
     h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
     h.gone("nqn.b").await;
-    settle().await;
-    let kept = h.kernel_has("nqn.b");
-    let disconnects = h.sim.state().disconnects.clone();
-    assert!(h.kernel_has("nqn.a"));
+    // Shutdown waits for the disposal in flight (and keeps the rest).
+    let sim = h.sim.clone();
     h.stop().await;
+    let kept = sim.state().controllers.values().any(|o| o.nqn == "nqn.b");
+    assert!(sim.state().controllers.values().any(|o| o.nqn == "nqn.a"));
+    let disconnects = sim.state().disconnects.clone();
     (kept, disconnects)
 }
 
