@@ -1,5 +1,7 @@
 //! Shared code of the stas command-line tools.
 
+pub mod cli;
+pub mod ctl;
 pub mod discover;
 pub mod hostid;
 pub mod output;
