@@ -3,5 +3,6 @@
 pub mod cli;
 pub mod ctl;
 pub mod discover;
+pub mod docs;
 pub mod hostid;
 pub mod output;
