@@ -21,6 +21,7 @@ use std::sync::Arc;
 use clap::Parser;
 use nvmf_kernel::uevent::{UeventStream, DEFAULT_RCVBUF};
 use nvmf_kernel::KernelPaths;
+use stacd::cli::Args;
 use stas_common::config::{self, StacdConfig, SysConf};
 use stas_common::kernel::{FabricKernel, SystemFabric};
 use stas_common::lkc::LkcFile;
@@ -31,46 +32,6 @@ use crate::ioc::HostInfo;
 use crate::service::{Input, Service, ServiceHandle};
 
 const PROG: &str = "stacd";
-
-#[derive(Debug, Parser)]
-#[command(name = PROG, about = "STorage Appliance Connector: connects the NVMe-oF I/O controllers that configuration and discovery name", disable_version_flag = true)]
-struct Args {
-    /// Configuration file.
-    #[arg(
-        short = 'f',
-        long = "conf-file",
-        default_value = "/etc/stas/stacd.conf"
-    )]
-    conf_file: PathBuf,
-    /// Host configuration (sys.conf).
-    #[arg(long = "sys-conf", default_value = "/etc/stas/sys.conf")]
-    sys_conf: PathBuf,
-    /// Log to the journal/syslog (priority prefixes on stderr).
-    #[arg(short = 's', long)]
-    syslog: bool,
-    /// Start with debug tracing on.
-    #[arg(long)]
-    tron: bool,
-    /// Check the configuration, print the effective configuration and exit
-    /// (non-zero when anything is wrong), like `sshd -t`.
-    #[arg(long)]
-    check_config: bool,
-    /// Print the version and exit.
-    #[arg(short = 'v', long)]
-    version: bool,
-    /// Where hostnqn/hostid/hostkey live when sys.conf does not say (tests).
-    #[arg(long, hide = true, default_value = "/etc/nvme")]
-    nvme_dir: PathBuf,
-    /// Run against a simulated kernel where every subsystem is reachable,
-    /// with this many configured (benchmarks, demos; no root needed).
-    /// Prints `@@steady` once they are connected.
-    #[arg(long, hide = true)]
-    sim: Option<usize>,
-    /// Use the D-Bus bus at this address instead of the system bus (tests);
-    /// also taken from $STAS_BUS_ADDRESS.
-    #[arg(long = "bus-address", hide = true)]
-    bus_address: Option<String>,
-}
 
 fn load_config(path: &Path) -> Result<StacdConfig, String> {
     daemon::load_logged(path, config::load_stacd)

@@ -15,13 +15,14 @@ mod sim;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
 use nvmf_kernel::uevent::{UeventStream, DEFAULT_RCVBUF};
 use nvmf_kernel::KernelPaths;
+use stafd::cli::Args;
 use stas_common::config::{self, StafdConfig, SysConf};
 use stas_common::lkc::LkcFile;
 use stas_common::tid::TidContext;
@@ -32,46 +33,6 @@ use crate::kernel::{FabricKernel, SystemKernel};
 use crate::service::{Input, NoSignals, Service};
 
 const PROG: &str = "stafd";
-
-#[derive(Debug, Parser)]
-#[command(name = PROG, about = "STorage Appliance Finder: discovers NVMe-oF discovery controllers and caches their log pages", disable_version_flag = true)]
-struct Args {
-    /// Configuration file.
-    #[arg(
-        short = 'f',
-        long = "conf-file",
-        default_value = "/etc/stas/stafd.conf"
-    )]
-    conf_file: PathBuf,
-    /// Host configuration (sys.conf).
-    #[arg(long = "sys-conf", default_value = "/etc/stas/sys.conf")]
-    sys_conf: PathBuf,
-    /// Log to the journal/syslog (priority prefixes on stderr).
-    #[arg(short = 's', long)]
-    syslog: bool,
-    /// Start with debug tracing on.
-    #[arg(long)]
-    tron: bool,
-    /// Check the configuration, print the effective configuration and exit
-    /// (non-zero when anything is wrong), like `sshd -t`.
-    #[arg(long)]
-    check_config: bool,
-    /// Print the version and exit.
-    #[arg(short = 'v', long)]
-    version: bool,
-    /// Where hostnqn/hostid/hostkey live when sys.conf does not say (tests).
-    #[arg(long, hide = true, default_value = "/etc/nvme")]
-    nvme_dir: PathBuf,
-    /// Run against a simulated kernel with this many discovery controllers
-    /// (benchmarks, demos; no root needed). Prints `@@steady` once all are
-    /// connected and read.
-    #[arg(long, hide = true)]
-    sim: Option<usize>,
-    /// Use the D-Bus bus at this address instead of the system bus (tests);
-    /// also taken from $STAS_BUS_ADDRESS.
-    #[arg(long = "bus-address", hide = true)]
-    bus_address: Option<String>,
-}
 
 fn load_config(path: &Path) -> Result<StafdConfig, String> {
     daemon::load_logged(path, config::load_stafd)

@@ -1,6 +1,7 @@
 //! The install step and what it installs: scripts/install into a scratch
 //! prefix, the units pass `systemd-analyze verify`, dbus-daemon accepts the
 //! policy files, the shipped configuration passes `stafd --check-config`,
+//! man pages and shell completions land where man and the shells look,
 //! and a second install keeps the admin's /etc/stas files.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may panic
 
@@ -33,6 +34,7 @@ fn install_units_policy_and_config() {
         ("stafd", "stafd"),
         ("stacd", "stacd"),
         ("tools", "stafctl"),
+        ("tools", "stacctl"),
         ("tools", "stasadm"),
         ("tools", "nvmf-dlp"),
     ])
@@ -48,6 +50,7 @@ fn install_units_policy_and_config() {
         prefix.join("sbin/stafd"),
         prefix.join("sbin/stacd"),
         prefix.join("bin/stafctl"),
+        prefix.join("bin/stacctl"),
         prefix.join("bin/stasadm"),
         units.join("stafd.service"),
         units.join("stacd.service"),
@@ -61,6 +64,53 @@ fn install_units_policy_and_config() {
     ] {
         assert!(f.exists(), "{} not installed", f.display());
     }
+    // Man pages by section, completions where bash-completion, zsh and fish
+    // load them from.
+    let share = prefix.join("share");
+    for (name, section) in [
+        ("stafd", 8),
+        ("stacd", 8),
+        ("stafctl", 1),
+        ("stacctl", 1),
+        ("stasadm", 1),
+    ] {
+        let page = share.join(format!("man/man{section}/{name}.{section}"));
+        let text =
+            std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+        assert!(
+            text.contains(&format!(".TH {name} {section} ")),
+            "{}: {text}",
+            page.display()
+        );
+        for f in [
+            share.join(format!("bash-completion/completions/{name}")),
+            share.join(format!("zsh/site-functions/_{name}")),
+            share.join(format!("fish/vendor_completions.d/{name}.fish")),
+        ] {
+            assert!(f.is_file(), "{} not installed", f.display());
+        }
+    }
+    assert!(share.join("man/man1/stafctl-dlp.1").is_file());
+    assert!(
+        !share.join("man/man1/stafd.8").exists() && !share.join("man/man8/stafctl.1").exists(),
+        "a man page in the wrong section"
+    );
+    // The installed bash completion works: it completes stacctl's subcommands.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            ". {}; COMP_WORDS=(stacctl t); COMP_CWORD=1; _stacctl stacctl t stacctl; echo \"${{COMPREPLY[*]}}\"",
+            share.join("bash-completion/completions/stacctl").display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "tron troff",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let unit = std::fs::read_to_string(units.join("stafd.service")).unwrap();
     assert!(
         unit.contains(&format!(

@@ -3,66 +3,12 @@
 //! when stafd is not there. Needs dbus-daemon (scripts/test installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may panic
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use stas_tests::bus::Bus;
 use stas_tests::lab::{self, build_static};
-
-struct Bus {
-    dir: PathBuf,
-    daemon: Child,
-    address: String,
-}
-
-impl Bus {
-    fn start(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("stafctl-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("bus");
-        let conf = dir.join("bus.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>session</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>
-<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy></busconfig>"#,
-                socket.display()
-            ),
-        )
-        .unwrap();
-        let daemon = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", conf.display()))
-            .arg("--nofork")
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("dbus-daemon: {e} (apt-get install dbus-daemon; scripts/test does)")
-            });
-        let start = Instant::now();
-        while !socket.exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "dbus-daemon did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
-            dir,
-            daemon,
-            address: format!("unix:path={}", socket.display()),
-        }
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn stafctl(bin: &Path, bus: &str, args: &[&str]) -> Output {
     Command::new(bin)
@@ -85,10 +31,10 @@ fn stafctl_against_simulated_stafd() {
     let bins =
         build_static(&[("stafd", "stafd"), ("tools", "stafctl")]).unwrap_or_else(|e| panic!("{e}"));
     let (stafd, ctl) = (&bins[0], &bins[1]);
-    let bus = Bus::start("e2e");
+    let bus = Bus::start("stafctl").unwrap_or_else(|e| panic!("{e}"));
 
     let mut daemon = Command::new(stafd)
-        .args(["--sim", "2", "--bus-address", &bus.address])
+        .args(["--sim", "2", "--bus-address", bus.address()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -96,7 +42,7 @@ fn stafctl_against_simulated_stafd() {
     // Until stafd holds its name and has read both log pages.
     let start = Instant::now();
     let ls = loop {
-        let o = stafctl(ctl, &bus.address, &["ls"]);
+        let o = stafctl(ctl, bus.address(), &["ls"]);
         if o.status.success() && text(&o).lines().count() == 3 {
             break o;
         }
@@ -110,12 +56,12 @@ fn stafctl_against_simulated_stafd() {
     assert!(t.starts_with("device  transport  traddr"), "{t}");
     assert!(t.contains("10.0.0.1") && t.contains("10.0.0.2"), "{t}");
 
-    let o = stafctl(ctl, &bus.address, &["--json", "ls"]);
+    let o = stafctl(ctl, bus.address(), &["--json", "ls"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert!(v[0]["device"].as_str().unwrap().starts_with("nvme"));
 
-    let o = stafctl(ctl, &bus.address, &["ls", "-d"]);
+    let o = stafctl(ctl, bus.address(), &["ls", "-d"]);
     assert!(
         text(&o).contains("connected") && text(&o).contains("True"),
         "{}",
@@ -125,7 +71,7 @@ fn stafctl_against_simulated_stafd() {
     let host_nqn = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-000000000001";
     let o = stafctl(
         ctl,
-        &bus.address,
+        bus.address(),
         &["dlp", "-a", "10.0.0.1", "-s", "8009", "-q", host_nqn],
     );
     assert!(o.status.success());
@@ -137,14 +83,14 @@ fn stafctl_against_simulated_stafd() {
     );
     let o = stafctl(
         ctl,
-        &bus.address,
+        bus.address(),
         &[
             "--json", "dlp", "-a", "10.0.0.9", "-s", "8009", "-q", host_nqn,
         ],
     );
     assert_eq!(text(&o).trim(), "[]", "unknown DC: empty list");
 
-    let o = stafctl(ctl, &bus.address, &["adlp"]);
+    let o = stafctl(ctl, bus.address(), &["adlp"]);
     assert_eq!(
         text(&o)
             .matches("nqn.2014-08.org.nvmexpress.discovery\n")
@@ -153,20 +99,20 @@ fn stafctl_against_simulated_stafd() {
         "{}",
         text(&o)
     );
-    let o = stafctl(ctl, &bus.address, &["--json", "adlp"]);
+    let o = stafctl(ctl, bus.address(), &["--json", "adlp"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["log-pages"].as_array().unwrap().len(), 8);
 
     assert_eq!(
-        text(&stafctl(ctl, &bus.address, &["tron"])),
+        text(&stafctl(ctl, bus.address(), &["tron"])),
         "tron = True\n"
     );
     assert_eq!(
-        text(&stafctl(ctl, &bus.address, &["troff"])),
+        text(&stafctl(ctl, bus.address(), &["troff"])),
         "tron = False\n"
     );
 
-    let o = stafctl(ctl, &bus.address, &["--json", "status"]);
+    let o = stafctl(ctl, bus.address(), &["--json", "status"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["controllers"].as_array().unwrap().len(), 2);
     assert_eq!(
@@ -181,7 +127,7 @@ fn stafctl_against_simulated_stafd() {
         .arg(format!(
             "{} --bus-address {} adlp | head -1",
             ctl.display(),
-            bus.address
+            bus.address()
         ))
         .output()
         .unwrap();
@@ -192,7 +138,7 @@ fn stafctl_against_simulated_stafd() {
 
     let _ = daemon.kill();
     let _ = daemon.wait();
-    let o = stafctl(ctl, &bus.address, &["ls"]);
+    let o = stafctl(ctl, bus.address(), &["ls"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr)
         .contains("Unable to communicate with stafd over D-Bus. Is stafd running?"));

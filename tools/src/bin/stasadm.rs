@@ -8,98 +8,13 @@
 //! Exit status: 0 success; 1 failure (the message says what to do);
 //! 2 usage error; 3 the log page was printed but some entries were bad.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use nvmf_kernel::KernelPaths;
-use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
+use tools::cli::stasadm::{Cli, Command, DiscoverArgs};
 use tools::discover::{self, Target};
 use tools::output::{dlp_json, dlp_table, report_page_problems, Spelling, EXIT_PARTIAL};
-
-#[derive(Debug, Parser)]
-#[command(
-    about = "Administration of NVMe over Fabrics hosts (stas)",
-    disable_version_flag = true
-)]
-struct Cli {
-    /// The host configuration file to update.
-    #[arg(short = 'c', long = "conf-file", default_value = "/etc/stas/sys.conf")]
-    conf_file: PathBuf,
-    /// Print the version and exit.
-    #[arg(short = 'v', long)]
-    version: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Generate the host NQN and save it (key `nqn`).
-    Hostnqn {
-        /// Also write it to this file and point sys.conf at it (file://).
-        #[arg(short = 'f', long)]
-        file: Option<PathBuf>,
-    },
-    /// Generate a random host ID and save it (key `id`).
-    Hostid {
-        /// Also write it to this file and point sys.conf at it (file://).
-        #[arg(short = 'f', long)]
-        file: Option<PathBuf>,
-    },
-    /// Save the host's symbolic name (key `symname`), sent in DIM registrations.
-    SetSymname {
-        /// The symbolic name.
-        symname: String,
-        /// Also write it to this file and point sys.conf at it (file://).
-        #[arg(short = 'f', long)]
-        file: Option<PathBuf>,
-    },
-    /// Remove the symbolic name.
-    ClearSymname,
-    /// Connect to a discovery controller and print its discovery log page.
-    Discover(DiscoverArgs),
-}
-
-#[derive(Debug, Args)]
-struct DiscoverArgs {
-    /// Transport: tcp, rdma, fc or loop.
-    #[arg(short = 't', long)]
-    transport: String,
-    /// Discovery controller address.
-    #[arg(short = 'a', long)]
-    traddr: String,
-    /// Discovery controller port (tcp default 8009, rdma 4420).
-    #[arg(short = 's', long)]
-    trsvcid: Option<String>,
-    /// Discovery subsystem NQN.
-    #[arg(short = 'n', long, default_value = WELL_KNOWN_DISCOVERY_NQN)]
-    nqn: String,
-    /// Local address to connect from.
-    #[arg(short = 'w', long)]
-    host_traddr: Option<String>,
-    /// Local interface to connect through.
-    #[arg(short = 'f', long)]
-    host_iface: Option<String>,
-    /// Host NQN (default: /etc/nvme/hostnqn).
-    #[arg(short = 'q', long)]
-    hostnqn: Option<String>,
-    /// Host ID (default: /etc/nvme/hostid).
-    #[arg(short = 'I', long)]
-    hostid: Option<String>,
-    /// Print a JSON array of nvme-stas DLPE dicts instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Spell table values as nvme-cli does.
-    #[arg(long)]
-    cli_names: bool,
-    /// Keep the connection (with a 30 s keep-alive) instead of disconnecting.
-    #[arg(long)]
-    keep: bool,
-    /// Also write the raw log page bytes to this file.
-    #[arg(long)]
-    raw: Option<PathBuf>,
-}
 
 fn discover(a: &DiscoverArgs) -> ExitCode {
     let target = Target {

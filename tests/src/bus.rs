@@ -1,0 +1,150 @@
+//! A private dbus-daemon for tests that run the daemons and their control
+//! tools as programs (`--bus-address`), and a guard that stops a spawned
+//! daemon even when the test fails half-way.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use crate::lab::LabError;
+
+/// A dbus-daemon on a socket in its own temporary directory, stopped (and
+/// the directory removed) when dropped. Its policy lets anyone own any
+/// name and send anything, like a session bus.
+#[derive(Debug)]
+pub struct Bus {
+    dir: PathBuf,
+    daemon: Child,
+    address: String,
+}
+
+impl Bus {
+    /// Starts one; `tag` keeps the directories of concurrent tests apart.
+    pub fn start(tag: &str) -> Result<Self, LabError> {
+        let dir = std::env::temp_dir().join(format!("stas-bus-{tag}-{}", std::process::id()));
+        let io_err = |what: String| move |source| LabError::Io { what, source };
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let socket = dir.join("bus");
+        let conf = dir.join("bus.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy></busconfig>"#,
+                socket.display()
+            ),
+        )
+        .map_err(io_err(format!("writing {}", conf.display())))?;
+        let mut daemon = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf.display()))
+            .arg("--nofork")
+            .spawn()
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => LabError::MissingTool {
+                    tool: "dbus-daemon".into(),
+                    hint: "apt-get install dbus-daemon (scripts/test does)".into(),
+                },
+                _ => LabError::Io {
+                    what: "starting dbus-daemon".into(),
+                    source: e,
+                },
+            })?;
+        let start = Instant::now();
+        while !socket.exists() {
+            let exited = daemon.try_wait().ok().flatten();
+            if exited.is_some() || start.elapsed() > Duration::from_secs(10) {
+                let _ = daemon.kill();
+                let _ = daemon.wait();
+                return Err(LabError::Command {
+                    command: format!("dbus-daemon --config-file={}", conf.display()),
+                    status: exited
+                        .map_or_else(|| "no socket after 10 s".to_owned(), |s| s.to_string()),
+                    output: String::new(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self {
+            dir,
+            daemon,
+            address: format!("unix:path={}", socket.display()),
+        })
+    }
+
+    /// The address to give `--bus-address`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A spawned program that is killed when dropped, so that a failing test
+/// leaves no daemon behind.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+}
+
+impl Running {
+    /// Spawns `cmd`.
+    pub fn spawn(cmd: &mut Command) -> Result<Self, LabError> {
+        let child = cmd.spawn().map_err(|source| LabError::Io {
+            what: format!("starting {cmd:?}"),
+            source,
+        })?;
+        Ok(Self { child })
+    }
+
+    /// Sends SIGTERM (the daemons' orderly stop) and waits up to `limit`
+    /// for the exit; kills it if it does not exit in time.
+    pub fn terminate(mut self, limit: Duration) -> Result<ExitStatus, LabError> {
+        let child = &mut self.child;
+        let pid = child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map_err(|source| LabError::Io {
+                what: format!("kill -TERM {pid}"),
+                source,
+            })?;
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().map_err(|source| LabError::Io {
+                what: format!("waiting for process {pid}"),
+                source,
+            })? {
+                return Ok(status);
+            }
+            if !sent.success() || start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(LabError::Command {
+                    command: format!("kill -TERM {pid}"),
+                    status: format!("still running after {limit:?}; killed"),
+                    output: String::new(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // After a wait that saw the exit, std sends no signal (no risk of
+        // hitting a reused pid).
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
