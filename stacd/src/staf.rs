@@ -94,7 +94,15 @@ pub fn parse_all_log_pages(json: &str) -> Result<Vec<DcLogPages>, String> {
         .collect::<Vec<_>>()
         .join(", ");
         let connected = ctrl.get("connected").and_then(Value::as_str) != Some("False");
-        let reading = ctrl.get("get log page operation").is_some();
+        // Any pipeline step in flight means the page is not read yet.
+        let reading = [
+            "connect operation",
+            "register operation",
+            "get supported log page operation",
+            "get log page operation",
+        ]
+        .iter()
+        .any(|k| ctrl.get(*k).is_some());
         let complete = !pages.is_empty() || (connected && !reading);
         out.push(DcLogPages {
             dc: format!("({dc})"),

@@ -77,7 +77,10 @@ fn main() {
         "DCs connected and their log pages read",
         "I/O controllers connected",
     ]) {
-        let name = bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = bin
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for n in [1usize, 100] {
             match run(bin, n) {
                 Some((ready, steady, rss)) => println!(
