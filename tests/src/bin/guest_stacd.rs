@@ -430,6 +430,36 @@ pub fn scenario(r: &mut Report) {
     }
 }
 
+/// The block devices of the connected subsystems, as `lsblk` would list
+/// them (the guest has no lsblk).
+fn show_namespaces(sysfs: &Sysfs) {
+    println!("\n$ lsblk  (the namespaces, from /sys/block)");
+    println!("{:<10} {:>6}  {:<8} subsystem", "name", "size", "via");
+    for (nqn, dev) in iocs(sysfs) {
+        let Ok(dir) = std::fs::read_dir(format!("/sys/class/nvme/{dev}")) else {
+            continue;
+        };
+        let mut names: Vec<String> = dir
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("nvme") && n.len() > dev.len() && n.contains('n'))
+            .collect();
+        names.sort();
+        for ns in names {
+            // nvmeXcYnZ is the path behind the multipath head nvmeXnZ.
+            let head = ns
+                .split_once('c')
+                .and_then(|(x, rest)| Some(format!("{x}{}", &rest[rest.find('n')?..])))
+                .unwrap_or(ns.clone());
+            let sectors: u64 = std::fs::read_to_string(format!("/sys/block/{head}/size"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            println!("{head:<10} {:>4}M  {dev:<8} {nqn}", sectors / 2048);
+        }
+    }
+}
+
 /// The README demo: what an admin sees when stafd and stacd run against a
 /// kernel NVMe/TCP target, and how fast a newly zoned subsystem is
 /// connected.
@@ -485,7 +515,7 @@ pub fn demo() -> i32 {
             &["/bin/stafctl", "dlp", "-a", "127.0.0.1", "-s", "8009"],
         );
         show("stacctl ls", &["/bin/stacctl", "ls"]);
-        show("ls /sys/block  (the namespaces)", &["ls", "/sys/block"]);
+        show_namespaces(&sysfs);
 
         println!(
             "\nzoning {} in: linking it to the port (the target sends a Discovery Log Page Change AEN)...",
@@ -512,7 +542,7 @@ pub fn demo() -> i32 {
             }
         }
         show("stacctl ls", &["/bin/stacctl", "ls"]);
-        show("ls /sys/block", &["ls", "/sys/block"]);
+        show_namespaces(&sysfs);
         0
     });
     stop(&mut stacd, "TERM");
