@@ -11,6 +11,7 @@
 //! | [`lkc`] | the last-known-configuration file that survives daemon restarts |
 //! | [`logging`] | stderr logging with syslog priorities for journald, `tron` at run time |
 //! | [`notify`] | `sd_notify` without libsystemd |
+//! | [`mdns`] | the built-in mDNS querier (TP8009 zero-touch discovery), as a pure state machine |
 //!
 //! Everything here is pure: no I/O beyond reading the files it is asked to.
 
@@ -21,6 +22,7 @@ pub mod ini;
 pub mod lkc;
 pub mod logging;
 pub mod matching;
+pub mod mdns;
 pub mod nbft;
 pub mod notify;
 pub mod tid;
