@@ -13,7 +13,8 @@
 //! | [`notify`] | `sd_notify` without libsystemd |
 //! | [`mdns`] | the built-in mDNS querier (TP8009 zero-touch discovery), as a pure state machine |
 //!
-//! Everything here is pure: no I/O beyond reading the files it is asked to.
+//! Everything here is pure: no I/O beyond reading the files it is asked to,
+//! except the mDNS driver behind the feature `mdns-driver`.
 
 use std::collections::BTreeMap;
 

@@ -26,6 +26,8 @@
 //!   records are cached per interface; a hostile network fills that and no
 //!   more (the excess is counted in [`InterfaceStats::records_dropped`]).
 //!
+//! With the feature `mdns-driver`, [`driver`] runs it on real sockets.
+//!
 //! Responses from a source port other than 5353 are ignored (§6). Not done:
 //! duplicate question suppression (§7.3) and the on-link source check of
 //! §11 (the socket only sees link-local multicast, and unicast replies to
@@ -858,6 +860,9 @@ fn refresh_at(e: &CacheEntry) -> Option<Instant> {
     let ttl_ms = u64::from(e.ttl).saturating_mul(1000);
     Some(e.received + Duration::from_millis(ttl_ms.saturating_mul(*percent) / 100) + e.jitter)
 }
+
+#[cfg(feature = "mdns-driver")]
+pub mod driver;
 
 #[cfg(test)]
 mod tests;
