@@ -331,6 +331,8 @@ struct InterfaceState {
     refreshes: BTreeSet<(DnsName, RecordType)>,
     published: BTreeMap<(DnsName, DnsName), DiscoveredService>,
     stats: InterfaceStats,
+    /// Refresh jitter of this interface, in thousandths of a TTL (0-19).
+    jitter_permille: u64,
 }
 
 /// The querier. See the module documentation.
@@ -399,6 +401,7 @@ impl Querier {
                     }
                 }
                 None => {
+                    let jitter_permille = self.random(20);
                     self.interfaces.insert(
                         info.index,
                         InterfaceState {
@@ -413,6 +416,7 @@ impl Querier {
                                 interface: info.name.clone(),
                                 ..InterfaceStats::default()
                             },
+                            jitter_permille,
                         },
                     );
                 }
@@ -706,15 +710,11 @@ impl InterfaceState {
             self.stats.records_dropped = self.stats.records_dropped.saturating_add(1);
             return;
         }
-        // Jitter from the record itself: deterministic, and different
-        // records refresh at different moments.
+        // The jitter (RFC 6762 §5.2: 0-2 % of the TTL) is the interface's,
+        // so records that came together with the same TTL are refreshed by
+        // one query rather than one each.
         let ttl_ms = u64::from(r.ttl).saturating_mul(1000);
-        let jitter_ms = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            key.hash(&mut h);
-            h.finish().checked_rem(ttl_ms / 50 + 1).unwrap_or(0)
-        };
+        let jitter_ms = ttl_ms.saturating_mul(self.jitter_permille) / 1000;
         let mut entry = CacheEntry {
             ttl: r.ttl,
             received: now,
