@@ -235,6 +235,44 @@ impl DiscoveredService {
     }
 }
 
+impl DiscoveredService {
+    /// The controllers this service names, one per address, as nvme-stas
+    /// identifies them (nvme-stas-behaviour §10.4): `transport`, `traddr`
+    /// (no scope suffix), `trsvcid`, `host-iface` (the interface for TCP,
+    /// empty for RDMA) and `subsysnqn` (the TXT `nqn` only when the kernel
+    /// accepts the `discovery` connect option, TP8013; else the well-known
+    /// discovery NQN). Empty when the transport is invalid.
+    pub fn cids(&self, kernel_supports_discovery: bool) -> Vec<crate::Cid> {
+        let Some(transport) = self.transport else {
+            return Vec::new();
+        };
+        let nqn = if kernel_supports_discovery {
+            self.nqn.clone()
+        } else {
+            nvmf_proto::WELL_KNOWN_DISCOVERY_NQN.to_owned()
+        };
+        let host_iface = match transport {
+            Transport::Tcp => self.key.interface.clone(),
+            Transport::Rdma => String::new(),
+        };
+        self.addresses
+            .iter()
+            .map(|a| {
+                [
+                    ("transport", transport.as_str().to_owned()),
+                    ("traddr", a.addr.to_string()),
+                    ("trsvcid", self.port.to_string()),
+                    ("host-iface", host_iface.clone()),
+                    ("subsysnqn", nqn.clone()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect()
+            })
+            .collect()
+    }
+}
+
 /// A change in the set of discovered services.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MdnsEvent {

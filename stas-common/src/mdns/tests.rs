@@ -611,3 +611,32 @@ fn steady_state_query_rate() {
     assert!(per_minute < 2.0, "{per_minute}");
     assert_eq!(q.services().len(), 1);
 }
+
+#[test]
+fn services_give_controller_ids_as_nvme_stas_does() {
+    let t0 = Instant::now();
+    let mut q = querier(t0);
+    q.handle_packet(t0, 2, src(), &Announce::default().packet())
+        .unwrap();
+    let s = &q.services()[0];
+    let cids = s.cids(true);
+    assert_eq!(cids.len(), 2);
+    let get = |c: &crate::Cid, k: &str| c.get(k).cloned().unwrap_or_default();
+    assert_eq!(get(&cids[0], "transport"), "tcp");
+    assert_eq!(get(&cids[0], "traddr"), "192.168.7.10");
+    assert_eq!(get(&cids[1], "traddr"), "fe80::7");
+    assert_eq!(get(&cids[0], "trsvcid"), "8009");
+    assert_eq!(get(&cids[0], "host-iface"), "eth0");
+    assert_eq!(get(&cids[0], "subsysnqn"), "nqn.2014-08.com.example:cdc");
+    // Without TP8013 in the kernel, the well-known NQN.
+    assert_eq!(
+        get(&s.cids(false)[0], "subsysnqn"),
+        nvmf_proto::WELL_KNOWN_DISCOVERY_NQN
+    );
+    // RDMA: no host-iface; an invalid transport: nothing.
+    let mut rdma = s.clone();
+    rdma.transport = Some(Transport::Rdma);
+    assert_eq!(get(&rdma.cids(true)[0], "host-iface"), "");
+    rdma.transport = None;
+    assert!(rdma.cids(true).is_empty());
+}
