@@ -149,58 +149,60 @@ fn open_socket(family: Family) -> Result<Socket, KernelError> {
     Ok(s)
 }
 
-/// Reads one packet without blocking; `None` when there is none.
+/// Reads one usable packet without blocking; `None` when there is none
+/// left (so an edge-triggered reactor may clear readiness).
 fn try_recv(s: &Socket, buf: &mut [u8]) -> Result<Option<Received>, KernelError> {
-    let mut iov = [IoSliceMut::new(buf)];
-    let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
-    let msg = match recvmsg::<SockaddrStorage>(
-        s.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_DONTWAIT,
-    ) {
-        Ok(m) => m,
-        Err(nix::errno::Errno::EAGAIN) => return Ok(None),
-        Err(e) => return Err(errno("receive", "mDNS socket", e)),
-    };
-    let mut ifindex = 0u32;
-    for c in msg
-        .cmsgs()
-        .map_err(|e| errno("read control messages", "mDNS socket", e))?
-    {
-        match c {
-            ControlMessageOwned::Ipv4PacketInfo(i) => {
-                ifindex = u32::try_from(i.ipi_ifindex).unwrap_or(0);
+    loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
+        let msg = match recvmsg::<SockaddrStorage>(
+            s.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(m) => m,
+            Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+            Err(e) => return Err(errno("receive", "mDNS socket", e)),
+        };
+        let mut ifindex = 0u32;
+        for c in msg
+            .cmsgs()
+            .map_err(|e| errno("read control messages", "mDNS socket", e))?
+        {
+            match c {
+                ControlMessageOwned::Ipv4PacketInfo(i) => {
+                    ifindex = u32::try_from(i.ipi_ifindex).unwrap_or(0);
+                }
+                ControlMessageOwned::Ipv6PacketInfo(i) => ifindex = i.ipi6_ifindex,
+                _ => {}
             }
-            ControlMessageOwned::Ipv6PacketInfo(i) => ifindex = i.ipi6_ifindex,
-            _ => {}
+        }
+        let source = msg.address.and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|s| SocketAddr::V4(SocketAddrV4::new(s.ip(), s.port())))
+                .or_else(|| {
+                    a.as_sockaddr_in6().map(|s| {
+                        SocketAddr::V6(SocketAddrV6::new(
+                            s.ip(),
+                            s.port(),
+                            s.flowinfo(),
+                            s.scope_id(),
+                        ))
+                    })
+                })
+        });
+        // Without a sender or an interface a packet cannot be used; the
+        // kernel always gives both, so skip it rather than fail.
+        if let (Some(source), true) = (source, ifindex != 0) {
+            return Ok(Some(Received {
+                len: msg.bytes,
+                ifindex,
+                source,
+                truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+            }));
         }
     }
-    let source = msg.address.and_then(|a| {
-        a.as_sockaddr_in()
-            .map(|s| SocketAddr::V4(SocketAddrV4::new(s.ip(), s.port())))
-            .or_else(|| {
-                a.as_sockaddr_in6().map(|s| {
-                    SocketAddr::V6(SocketAddrV6::new(
-                        s.ip(),
-                        s.port(),
-                        s.flowinfo(),
-                        s.scope_id(),
-                    ))
-                })
-            })
-    });
-    let (Some(source), true) = (source, ifindex != 0) else {
-        // Without a sender or an interface the packet cannot be used;
-        // the kernel always gives both, so this is not worth an error.
-        return Ok(None);
-    };
-    Ok(Some(Received {
-        len: msg.bytes,
-        ifindex,
-        source,
-        truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
-    }))
 }
 
 /// Sends `bytes` to the mDNS group of `family` out of interface `ifindex`.
@@ -335,10 +337,8 @@ impl MdnsSockets {
     /// Reads one packet from either socket without blocking.
     pub fn try_recv(&self, buf: &mut [u8]) -> Result<Option<Received>, KernelError> {
         for s in [&self.v4, &self.v6].into_iter().flatten() {
-            {
-                if let Some(r) = try_recv(s, buf)? {
-                    return Ok(Some(r));
-                }
+            if let Some(r) = try_recv(s, buf)? {
+                return Ok(Some(r));
             }
         }
         Ok(None)
