@@ -33,6 +33,11 @@ need_rust() {
     rustup toolchain install >/dev/null 2>&1 || rustup toolchain install
 }
 
+# iproute2's `ip`, for the mDNS tests in network namespaces (root only).
+need_netns() {
+    command -v ip >/dev/null || need_apt iproute2
+}
+
 # Nightly and cargo-fuzz, for the fuzz smoke runs.
 need_fuzz() {
     rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal >/dev/null

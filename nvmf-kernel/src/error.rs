@@ -295,6 +295,19 @@ pub enum KernelError {
         /// The controller.
         name: String,
     },
+    /// An mDNS socket operation failed.
+    #[error(
+        "mDNS {op} ({what}): {source}; mDNS needs UDP port 5353 and multicast on the interface"
+    )]
+    Mdns {
+        /// The operation.
+        op: &'static str,
+        /// The socket or interface.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A netlink/uevent socket operation failed.
     #[error("uevent socket: {op}: {errno}")]
     Netlink {

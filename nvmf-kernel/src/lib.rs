@@ -8,6 +8,7 @@
 //! | [`uevent`] | `NETLINK_KOBJECT_UEVENT`: kernel uevents without udev |
 //! | [`host`] | host identity: `/etc/nvme/hostnqn`, `hostid`, generating them; host name, OS version, root |
 //! | [`netif`] | network interfaces and their addresses |
+//! | [`mdns`] | the mDNS sockets: port 5353, group joins per interface, receiving interface, sending per interface |
 //!
 //! This is the only crate of the workspace that makes syscalls with
 //! `unsafe`; every such block says why it is sound. Every filesystem root
@@ -20,6 +21,7 @@ pub mod admin;
 mod error;
 pub mod fabrics;
 pub mod host;
+pub mod mdns;
 pub mod netif;
 pub mod sysfs;
 pub mod uevent;

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use nix::ifaddrs::getifaddrs;
-use nix::net::if_::InterfaceFlags;
+use nix::net::if_::{if_nametoindex, InterfaceFlags};
 
 use crate::KernelError;
 
@@ -14,12 +14,17 @@ use crate::KernelError;
 pub struct InterfaceAddrs {
     /// Interface name (`eth0`).
     pub name: String,
+    /// Kernel interface index (what IPv6 scopes and multicast joins name);
+    /// 0 if the interface vanished while being listed.
+    pub index: u32,
     /// Its addresses, IPv4 and IPv6, in the order the kernel lists them.
     pub addrs: Vec<IpAddr>,
     /// Whether it is up.
     pub up: bool,
     /// Whether it supports multicast.
     pub multicast: bool,
+    /// Whether it is a loopback interface.
+    pub loopback: bool,
     /// Its hardware address, when it has one (Ethernet, loopback).
     pub mac: Option<[u8; 6]>,
 }
@@ -45,9 +50,11 @@ pub fn interfaces() -> Result<Vec<InterfaceAddrs>, KernelError> {
             None => {
                 out.push(InterfaceAddrs {
                     name: ifa.interface_name.clone(),
+                    index: if_nametoindex(ifa.interface_name.as_str()).unwrap_or(0),
                     addrs: Vec::new(),
                     up: ifa.flags.contains(InterfaceFlags::IFF_UP),
                     multicast: ifa.flags.contains(InterfaceFlags::IFF_MULTICAST),
+                    loopback: ifa.flags.contains(InterfaceFlags::IFF_LOOPBACK),
                     mac: None,
                 });
                 out.len().saturating_sub(1)
@@ -87,5 +94,6 @@ mod tests {
             .find(|i| i.name == "lo")
             .expect("lo exists on Linux");
         assert!(lo.addrs.contains(&IpAddr::from([127, 0, 0, 1])), "{lo:?}");
+        assert!(lo.loopback && lo.index > 0, "{lo:?}");
     }
 }

@@ -85,4 +85,12 @@ pub enum ProtoError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// A message does not follow its wire format (a DNS packet from the network).
+    #[error("{what}: malformed ({reason}); the sender is not speaking the protocol, or the packet was damaged")]
+    Malformed {
+        /// The message being parsed.
+        what: &'static str,
+        /// What the decoder reported.
+        reason: String,
+    },
 }

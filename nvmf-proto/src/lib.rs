@@ -14,6 +14,7 @@
 //! | [`logpages`] | Supported Log Pages (LID 0x00), LID 0x70 features, Get Log Page encoding |
 //! | [`dim`] | Discovery Information Management (TP8010) payload |
 //! | [`nbft`] | NVMe Boot Firmware Table (ACPI) |
+//! | [`mdns`] | mDNS/DNS-SD messages (TP8009 zero-touch discovery) and their TXT records |
 //! | [`types`] | the shared numeric codes and their display strings |
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
@@ -24,6 +25,7 @@ pub mod dlp;
 mod error;
 pub mod identify;
 pub mod logpages;
+pub mod mdns;
 pub mod nbft;
 pub mod types;
 mod wire;

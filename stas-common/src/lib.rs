@@ -15,9 +15,10 @@
 //! | [`dlpe`] | discovery log entries in nvme-stas's DLPE dict form and back |
 //! | [`daemon`] | process plumbing both daemons share: runtime, start-up checks, `--check-config`, signals |
 //! | [`dbus`] | the shapes both D-Bus APIs share: ordered dicts, Python's text forms, secrets |
+//! | [`mdns`] | the built-in mDNS querier (TP8009 zero-touch discovery), as a pure state machine; its socket driver behind the feature `mdns-driver` |
 //!
-//! Nothing here makes syscalls of its own: the kernel is reached through
-//! nvmf-kernel, behind the [`kernel::FabricKernel`] trait.
+//! Nothing here makes syscalls of its own: the kernel and the network are
+//! reached through nvmf-kernel (the kernel behind [`kernel::FabricKernel`]).
 
 use std::collections::BTreeMap;
 
@@ -30,6 +31,7 @@ pub mod kernel;
 pub mod lkc;
 pub mod logging;
 pub mod matching;
+pub mod mdns;
 pub mod nbft;
 pub mod notify;
 pub mod tid;

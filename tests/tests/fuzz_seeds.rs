@@ -56,7 +56,71 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     out.push(("dim", "register", reg(None)));
     out.push(("dim", "register-symname", reg(Some("rack-7"))));
     out.push(("aen", "dlp-change", b"0x70f002".to_vec()));
+    out.extend(mdns_seeds());
     out
+}
+
+fn mdns_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    use nvmf_proto::mdns::{query_packets, DnsName, Message, Question, RData, Record, RecordType};
+    let service = DnsName::parse_dotted("_nvme-disc._tcp.local").unwrap();
+    let instance = service.child(b"dc-1").unwrap();
+    let host = DnsName::parse_dotted("array-7.local").unwrap();
+    let rec = |name: &DnsName, ttl, data| Record {
+        name: name.clone(),
+        ttl,
+        cache_flush: !matches!(data, RData::Ptr(_)),
+        data,
+    };
+    let ptr = rec(&service, 4500, RData::Ptr(instance.clone()));
+    let announce = |ttl| {
+        Message {
+            response: true,
+            answers: vec![
+                rec(&service, ttl, RData::Ptr(instance.clone())),
+                rec(
+                    &instance,
+                    ttl,
+                    RData::Srv {
+                        priority: 0,
+                        weight: 0,
+                        port: 8009,
+                        target: host.clone(),
+                    },
+                ),
+                rec(
+                    &instance,
+                    ttl,
+                    RData::Txt(vec![
+                        b"p=tcp".to_vec(),
+                        b"nqn=nqn.2014-08.org.nvmexpress.discovery".to_vec(),
+                    ]),
+                ),
+            ],
+            additional: vec![
+                rec(&host, ttl.min(120), RData::A([192, 168, 7, 10].into())),
+                rec(&host, ttl.min(120), RData::Aaaa("fe80::7".parse().unwrap())),
+            ],
+            ..Message::default()
+        }
+        .emit()
+        .unwrap()
+    };
+    let query = query_packets(
+        &[Question {
+            name: service.clone(),
+            qtype: RecordType::Ptr,
+            unicast_response: true,
+        }],
+        &[ptr],
+        1452,
+    )
+    .unwrap()
+    .remove(0);
+    vec![
+        ("mdns", "announce", announce(4500)),
+        ("mdns", "goodbye", announce(0)),
+        ("mdns", "query-known-answer", query),
+    ]
 }
 
 #[test]

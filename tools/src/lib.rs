@@ -1,5 +1,6 @@
 //! Shared code of the stas command-line tools.
 
+pub mod browse;
 pub mod cli;
 pub mod ctl;
 pub mod discover;

@@ -3,7 +3,9 @@
 //! `hostnqn`, `hostid`, `set-symname`, `clear-symname` write the host
 //! identity into sys.conf as nvme-stas's stasadm does; `discover` asks a
 //! discovery controller for its log page, like `nvme discover`, on hosts
-//! without nvme-cli.
+//! without nvme-cli; `browse` listens for discovery controllers announced
+//! over mDNS (TP8009), the `avahi-browse -r` for when zero-touch does not
+//! work.
 //!
 //! Exit status: 0 success; 1 failure (the message says what to do);
 //! 2 usage error; 3 the log page was printed but some entries were bad.
@@ -12,9 +14,50 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nvmf_kernel::KernelPaths;
-use tools::cli::stasadm::{Cli, Command, DiscoverArgs};
+use tools::cli::stasadm::{BrowseArgs, Cli, Command, DiscoverArgs};
 use tools::discover::{self, Target};
 use tools::output::{dlp_json, dlp_table, report_page_problems, Spelling, EXIT_PARTIAL};
+
+fn browse(a: &BrowseArgs) -> ExitCode {
+    let timeout = std::time::Duration::from_secs_f64(a.timeout);
+    let heard = match tools::browse::browse(timeout) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("stasadm browse: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let interfaces: Vec<&str> = heard.stats.iter().map(|s| s.interface.as_str()).collect();
+    if a.json {
+        match tools::browse::browse_json(&heard.records) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("stasadm browse: cannot encode JSON: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else if !heard.records.is_empty() {
+        print!("{}", tools::browse::browse_table(&heard.records));
+    }
+    if heard.records.is_empty() {
+        let on = if interfaces.is_empty() {
+            "no usable interface (none is up with multicast and an address)".to_owned()
+        } else {
+            interfaces.join(", ")
+        };
+        let line = format!(
+            "No discovery controller was heard on {on} in {} s.",
+            a.timeout
+        );
+        // Keep stdout valid JSON for scripts.
+        if a.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+    ExitCode::SUCCESS
+}
 
 fn discover(a: &DiscoverArgs) -> ExitCode {
     let target = Target {
@@ -112,6 +155,7 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Some(Command::Discover(a)) => discover(&a),
+        Some(Command::Browse(a)) => browse(&a),
         Some(Command::Hostnqn { file }) => {
             let nqn = tools::hostid::host_nqn(&sources, nvmf_kernel::host::is_root()).map_err(
                 |e| match e {

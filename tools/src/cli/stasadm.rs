@@ -51,6 +51,9 @@ pub enum Command {
     ClearSymname,
     /// Connect to a discovery controller and print its discovery log page.
     Discover(DiscoverArgs),
+    /// List the discovery controllers announced over mDNS (TP8009), with
+    /// the built-in querier (no daemon; needs UDP port 5353 and multicast).
+    Browse(BrowseArgs),
 }
 
 /// Which discovery controller `discover` asks, and how to print.
@@ -92,4 +95,24 @@ pub struct DiscoverArgs {
     /// Also write the raw log page bytes to this file.
     #[arg(long)]
     pub raw: Option<PathBuf>,
+}
+
+/// How long `browse` listens, and how it prints.
+#[derive(Debug, Args)]
+pub struct BrowseArgs {
+    /// How long to listen, in seconds.
+    #[arg(short = 't', long, default_value_t = 5.0, value_parser = parse_seconds)]
+    pub timeout: f64,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
