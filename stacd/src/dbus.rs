@@ -219,6 +219,7 @@ impl StacDebug {
             self.cfg.kernel_tp8013,
             self.cfg.kernel_host_iface,
             redact,
+            Vec::new(),
         )
     }
 

@@ -65,7 +65,12 @@ pub struct DbusConfig {
     /// Sysfs attributes of a bound device, for detailed listings; without
     /// it `dctype` comes from the DC's own status and the rest is "".
     pub device_info: Option<DeviceInfoFn>,
+    /// The mDNS view (`avahi` in `process_info`, §10.9) while zeroconf runs.
+    pub zeroconf_view: ZeroconfView,
 }
+
+/// The zero-touch debug view, shared with the zeroconf task.
+pub type ZeroconfView = Arc<std::sync::Mutex<Option<Json>>>;
 
 impl std::fmt::Debug for DbusConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -198,12 +203,18 @@ pub fn all_log_pages_json(
 
 /// The `process_info` JSON (§11.5.5), with the keys stafd has values for.
 pub fn process_info_json(cfg: &DbusConfig, redact: bool) -> String {
+    let avahi = cfg
+        .zeroconf_view
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     stas_common::dbus::process_info_json(
         &cfg.sys,
         cfg.lkc_path.as_deref(),
         cfg.kernel_tp8013,
         cfg.kernel_host_iface,
         redact,
+        avahi.map(|v| ("avahi".to_owned(), v)).into_iter().collect(),
     )
 }
 
@@ -608,6 +619,7 @@ mod tests {
             kernel_tp8013: true,
             kernel_host_iface: false,
             device_info: Some(device_info),
+            zeroconf_view: ZeroconfView::default(),
         }
     }
 

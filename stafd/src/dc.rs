@@ -33,13 +33,14 @@ pub const REGISTER_RETRY: Duration = Duration::from_secs(5);
 /// Retry of a failed log page read.
 pub const FETCH_RETRY: Duration = Duration::from_secs(20);
 
-/// Where a DC came from (§6.2).
+/// Where a DC came from (§6.2), in order of precedence (the greatest wins
+/// when several sources name a DC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Origin {
-    /// Listed in a referral of another DC.
-    Referral,
     /// Announced over mDNS.
     Discovered,
+    /// Listed in a referral of another DC.
+    Referral,
     /// Configured (stafd.conf or NBFT).
     Configured,
 }

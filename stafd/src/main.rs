@@ -14,6 +14,7 @@ mod service;
 mod sim;
 #[cfg(test)]
 mod tests;
+mod zeroconf;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -94,6 +95,61 @@ fn main() -> ExitCode {
     rt.block_on(run(args, paths, sys, cfg))
 }
 
+/// What the zeroconf task needs besides the configuration.
+struct ZeroconfSetup {
+    handle: service::ServiceHandle,
+    tp8013: bool,
+    view: dbus::ZeroconfView,
+}
+
+/// The zeroconf task while `[Service Discovery] zeroconf` is enabled.
+#[derive(Debug, Default)]
+struct ZeroconfTask {
+    running: Option<(config::MdnsBackend, tokio::task::JoinHandle<()>)>,
+}
+
+impl ZeroconfTask {
+    /// Starts, stops or restarts the task to match `cfg` (§10.1: disabling
+    /// drops every record; discovered DCs then age as lost ones do).
+    fn apply(&mut self, cfg: &StafdConfig, setup: &ZeroconfSetup, ctx: &TidContext) {
+        let want = cfg.zeroconf.then_some(cfg.mdns_backend);
+        if self.running.as_ref().map(|(b, _)| *b) == want
+            && self.running.as_ref().is_some_and(|(_, t)| !t.is_finished())
+        {
+            return;
+        }
+        if let Some((_, task)) = self.running.take() {
+            task.abort();
+            setup.handle.send(Input::Zeroconf(Default::default()));
+            *setup
+                .view
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
+        let Some(backend) = want else { return };
+        let browser = match stas_common::mdns::driver::MdnsBrowser::start(
+            stas_common::mdns::driver::DriverConfig::default(),
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                log::warn!("mDNS: cannot browse, operating without zero-touch discovery: {e}");
+                return;
+            }
+        };
+        log::info!("mDNS: browsing for discovery controllers (built-in querier)");
+        let core = zeroconf::Zeroconf::new(ctx.clone(), setup.tp8013);
+        let handle = setup.handle.clone();
+        let task = tokio::spawn(zeroconf::run(
+            core,
+            browser,
+            "builtin",
+            move |tids| handle.send(Input::Zeroconf(tids)),
+            setup.view.clone(),
+        ));
+        self.running = Some((backend, task));
+    }
+}
+
 /// `--sim N`: the real service against the simulated kernel; with a bus
 /// address it also serves D-Bus there (for stafctl tests and demos).
 fn simulate(n: usize, bus: Option<String>) -> ExitCode {
@@ -132,6 +188,7 @@ fn simulate(n: usize, bus: Option<String>) -> ExitCode {
                     kernel_tp8013: true,
                     kernel_host_iface: true,
                     device_info: None,
+                    zeroconf_view: dbus::ZeroconfView::default(),
                 };
                 match dbus::serve(Some(&address), dbus_cfg, signal_queue).await {
                     Ok(c) => Some(c),
@@ -204,14 +261,11 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
         ignore_iface: cfg.global.ignore_iface,
     });
     let lkc_path = lkc.path().to_path_buf();
+    let zeroconf_view = dbus::ZeroconfView::default();
     let (dbus_signals, signal_queue) = dbus::signals();
-    let (mut svc, handle) = Service::new(
-        kernel,
-        host,
-        Arc::new(cfg),
-        Arc::new(dbus_signals),
-        Some(lkc),
-    );
+    let cfg = Arc::new(cfg);
+    let (mut svc, handle) =
+        Service::new(kernel, host, cfg.clone(), Arc::new(dbus_signals), Some(lkc));
     svc.restore();
     let dbus_cfg = dbus::DbusConfig {
         view: handle.view.clone(),
@@ -226,6 +280,7 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
                 .ok()
                 .flatten()
         })),
+        zeroconf_view: zeroconf_view.clone(),
     };
     let bus_address = args
         .bus_address
@@ -243,6 +298,13 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
         }
     };
     let service = tokio::spawn(svc.run());
+    let mut zeroconf = ZeroconfTask::default();
+    let zeroconf_setup = ZeroconfSetup {
+        handle: handle.clone(),
+        tp8013: supported.contains("discovery"),
+        view: zeroconf_view,
+    };
+    zeroconf.apply(&cfg, &zeroconf_setup, &tid_context.get());
 
     let h = handle.clone();
     tokio::spawn(async move {
@@ -279,7 +341,9 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
                             host_nqn: sys.hostnqn.clone(),
                             ignore_iface: c.global.ignore_iface,
                         });
-                        handle.send(Input::Reload(Arc::new(c)));
+                        let c = Arc::new(c);
+                        zeroconf.apply(&c, &zeroconf_setup, &tid_context.get());
+                        handle.send(Input::Reload(c));
                         log::info!("configuration reloaded from {}", conf_file.display());
                     }
                     Err(e) => log::error!("{e}; keeping the last good configuration"),

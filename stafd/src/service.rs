@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use nvmf_kernel::uevent::{Uevent, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
@@ -27,6 +28,10 @@ use crate::dc::{
     lock, Command, DcCommander, DcContext, DcHandle, DcStatus, HostInfo, Notice, Origin,
 };
 use crate::kernel::Kernel;
+
+/// How often discovered DCs that mDNS no longer reports are looked at
+/// (whether they are connected is not signalled to the service).
+pub const LOST_RECHECK: Duration = Duration::from_secs(1);
 
 /// Most DCs accepted from referrals: a peer that invents a new referral on
 /// every read must not grow the daemon without bound.
@@ -52,10 +57,11 @@ impl Signals for NoSignals {
 /// Inputs of the service loop.
 #[derive(Debug)]
 pub enum Input {
-    /// Something changed that may change the wanted set (mDNS will send it;
-    /// today only tests do).
+    /// Something changed that may change the wanted set.
     #[cfg_attr(not(test), allow(dead_code))]
     Reconcile,
+    /// The discovery controllers mDNS reports reachable now (§10.6).
+    Zeroconf(BTreeSet<Tid>),
     /// A kernel uevent, or news that some were lost.
     Uevent(UeventItem),
     /// A new configuration (SIGHUP): apply and resync every DC.
@@ -126,6 +132,10 @@ pub struct Service {
     view: View,
     /// Discovery controllers from the boot firmware, read once (§13.1).
     nbft: Option<Vec<Cid>>,
+    /// What mDNS reports reachable.
+    zeroconf: BTreeSet<Tid>,
+    /// Discovered DCs neither reported nor connected, since when (§6.7).
+    lost: BTreeMap<Tid, tokio::time::Instant>,
     /// Counters.
     pub stats: Stats,
     shutting_down: bool,
@@ -201,6 +211,8 @@ impl Service {
             lkc,
             view: view.clone(),
             nbft: None,
+            zeroconf: BTreeSet::new(),
+            lost: BTreeMap::new(),
             stats: Stats::default(),
             shutting_down: false,
         };
@@ -406,8 +418,10 @@ impl Service {
             }
         }
 
+        let discovered: Vec<Tid> = self.zeroconf.iter().cloned().collect();
         let mut origin_of: BTreeMap<Tid, Origin> = BTreeMap::new();
         for (tids, origin) in [
+            (&discovered, Origin::Discovered),
             (&referrals, Origin::Referral),
             (&configured, Origin::Configured),
         ] {
@@ -428,19 +442,26 @@ impl Service {
         let (wanted, _) = remove_excluded(&cfg.excludes, valid);
         let wanted: BTreeSet<Tid> = wanted.into_iter().collect();
 
-        // DCs found over mDNS survive its absence unless excluded (§6.3 step 6).
-        let must_remove: BTreeSet<&Tid> = all.iter().filter(|t| !wanted.contains(*t)).collect();
+        // DCs found over mDNS survive its absence unless excluded, or lost
+        // for longer than zeroconf-connections-persistence (§6.3 steps 5-6).
+        let unresponsive = self.unresponsive();
+        let must_remove: BTreeSet<&Tid> = all
+            .iter()
+            .filter(|t| !wanted.contains(*t))
+            .chain(unresponsive.iter())
+            .collect();
         let to_del: Vec<Tid> = self
             .dcs
             .iter()
             .filter(|(tid, e)| {
-                !wanted.contains(*tid)
+                (!wanted.contains(*tid) || unresponsive.contains(*tid))
                     && (must_remove.contains(tid)
                         || lock(&e.handle.status).origin != Some(Origin::Discovered))
             })
             .map(|(t, _)| t.clone())
             .collect();
         for tid in &to_del {
+            self.lost.remove(tid);
             if let Some(e) = self.dcs.remove(tid) {
                 log::info!("{tid} - removed (no longer wanted)");
                 e.handle.send(Command::Stop {
@@ -453,6 +474,9 @@ impl Service {
             self.signals.dc_removed();
         }
         for tid in &wanted {
+            if unresponsive.contains(tid) {
+                continue;
+            }
             if !self.dcs.contains_key(tid) {
                 self.spawn(tid.clone(), origin_of.get(tid).copied(), None);
             }
@@ -462,8 +486,76 @@ impl Service {
                 lock(&e.handle.status).origin = Some(*o);
             }
         }
+        self.check_lost();
         self.publish_view();
         self.save_lkc();
+    }
+
+    /// The lost-controller check (§6.7) for every discovered DC: one that
+    /// mDNS no longer reports and that is not connected is lost from now
+    /// (the deadline is not pushed back by later failures); reported or
+    /// connected again, it is found.
+    fn check_lost(&mut self) {
+        let now = tokio::time::Instant::now();
+        let persistence = self.config().zeroconf_persistence;
+        for (tid, e) in &self.dcs {
+            let s = lock(&e.handle.status);
+            let lost = s.origin == Some(Origin::Discovered)
+                && !self.zeroconf.contains(tid)
+                && !s.connected;
+            if !lost || persistence.duration().is_none() {
+                self.lost.remove(tid);
+                continue;
+            }
+            if !self.lost.contains_key(tid) {
+                if let Some(d) = persistence.duration() {
+                    log::info!(
+                        "{tid} | {} - Controller is not responding. Will be removed in {} s unless restored",
+                        s.device.as_deref().unwrap_or("nvme?"),
+                        d.as_secs()
+                    );
+                }
+                self.lost.insert(tid.clone(), now);
+            }
+        }
+        let dcs = &self.dcs;
+        self.lost.retain(|tid, _| dcs.contains_key(tid));
+    }
+
+    /// Lost DCs past `zeroconf-connections-persistence`.
+    fn unresponsive(&self) -> BTreeSet<Tid> {
+        let Some(d) = self.config().zeroconf_persistence.duration() else {
+            return BTreeSet::new();
+        };
+        let now = tokio::time::Instant::now();
+        self.lost
+            .iter()
+            .filter(|(_, since)| now >= **since + d)
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    /// When the next lost DC becomes unresponsive, or when to look again
+    /// at discovered DCs that are not connected (their connect state is
+    /// not signalled to the service).
+    fn lost_deadline(&self) -> Option<tokio::time::Instant> {
+        let recheck = self
+            .dcs
+            .iter()
+            .any(|(t, e)| {
+                lock(&e.handle.status).origin == Some(Origin::Discovered)
+                    && !self.zeroconf.contains(t)
+            })
+            .then(|| tokio::time::Instant::now() + LOST_RECHECK);
+        let expiry = self
+            .config()
+            .zeroconf_persistence
+            .duration()
+            .and_then(|d| self.lost.values().map(|since| *since + d).min());
+        match (recheck, expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn device_owner(&self, device: &str) -> Option<&Entry> {
@@ -623,6 +715,7 @@ impl Service {
                 dirty = false;
                 self.save_lkc();
             }
+            let lost_at = self.lost_deadline();
             tokio::select! {
                 i = self.inputs.recv() => match i {
                     Some(i) => self.on_input(i, &mut want_reconcile),
@@ -631,6 +724,10 @@ impl Service {
                 Some(n) = self.notices.recv() => {
                     want_reconcile |= self.on_notice(n);
                     dirty = true;
+                }
+                () = tokio::time::sleep_until(lost_at.unwrap_or_else(tokio::time::Instant::now)), if lost_at.is_some() => {
+                    self.check_lost();
+                    want_reconcile |= !self.unresponsive().is_empty();
                 }
             }
             // Let anything else that is ready queue up behind this input.
@@ -641,6 +738,12 @@ impl Service {
     fn on_input(&mut self, input: Input, want_reconcile: &mut bool) {
         match input {
             Input::Reconcile => *want_reconcile = true,
+            Input::Zeroconf(tids) => {
+                if tids != self.zeroconf {
+                    self.zeroconf = tids;
+                    *want_reconcile = true;
+                }
+            }
             Input::Uevent(item) => self.on_uevent(item),
             Input::Reload(cfg) => {
                 let _ = self.config_tx.send(cfg);

@@ -184,12 +184,21 @@ impl GlobalOptions {
 /// `zeroconf-connections-persistence`: how long a lost mDNS discovery
 /// controller is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Persistence {
     /// Negative values: never purged.
     Never,
     /// Purged this long after it is lost (zero: at once).
     After(Duration),
+}
+
+impl Persistence {
+    /// How long, or None for never.
+    pub fn duration(self) -> Option<Duration> {
+        match self {
+            Self::Never => None,
+            Self::After(d) => Some(d),
+        }
+    }
 }
 
 /// Default `zeroconf-connections-persistence`: 72 hours.
@@ -209,6 +218,36 @@ impl fmt::Display for Persistence {
             }
             Persistence::After(d) => write!(f, "{}", d.as_secs_f64()),
         }
+    }
+}
+
+/// `[Service Discovery] mdns-backend`, a stas option: who browses mDNS for
+/// discovery controllers (TP8009).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MdnsBackend {
+    /// Avahi when avahi-daemon owns its bus name, else the built-in querier.
+    #[default]
+    Auto,
+    /// The built-in querier (no daemon needed).
+    Builtin,
+    /// avahi-daemon over D-Bus, as nvme-stas does.
+    Avahi,
+}
+
+impl MdnsBackend {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Builtin => "builtin",
+            Self::Avahi => "avahi",
+        }
+    }
+}
+
+impl fmt::Display for MdnsBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -291,6 +330,8 @@ pub struct StafdConfig {
     pub pleo: bool,
     /// `[Service Discovery] zeroconf` (enabled/disabled).
     pub zeroconf: bool,
+    /// `[Service Discovery] mdns-backend` (stas only): who browses mDNS.
+    pub mdns_backend: MdnsBackend,
     /// `[Discovery controller connection management] persistent-connections`.
     pub persistent_connections: bool,
     /// `[Discovery controller connection management] zeroconf-connections-persistence`.
@@ -307,6 +348,7 @@ impl Default for StafdConfig {
             global: GlobalOptions::stafd_defaults(),
             pleo: true,
             zeroconf: true,
+            mdns_backend: MdnsBackend::Auto,
             persistent_connections: true,
             zeroconf_persistence: DEFAULT_PERSISTENCE,
             controllers: Vec::new(),
@@ -415,7 +457,7 @@ const STAFD_TABLE: Table = &[
             "pleo",
         ],
     ),
-    (SERVICE_DISCOVERY, &["zeroconf"]),
+    (SERVICE_DISCOVERY, &["zeroconf", "mdns-backend"]),
     (
         DC_MANAGEMENT,
         &["persistent-connections", "zeroconf-connections-persistence"],
@@ -598,6 +640,15 @@ fn conv_scope(v: &str) -> Result<DisconnectScope, &'static str> {
     .ok_or("is not a valid scope")
 }
 
+fn conv_mdns_backend(v: &str) -> Result<MdnsBackend, &'static str> {
+    match v {
+        "auto" => Ok(MdnsBackend::Auto),
+        "builtin" => Ok(MdnsBackend::Builtin),
+        "avahi" => Ok(MdnsBackend::Avahi),
+        _ => Err("is not valid"),
+    }
+}
+
 fn conv_ncc(v: &str) -> Result<u32, &'static str> {
     let n = py_int(v).ok_or("is not an integer")?;
     // Deliberate fix (spec §18.2 #16): upstream accepts negatives, which
@@ -653,6 +704,10 @@ const IP_FAMILY: Check<IpFamily> = Check {
 const SCOPE: Check<DisconnectScope> = Check {
     expected: "only-stas-connections, all-connections-matching-disconnect-trtypes or no-disconnect",
     conv: conv_scope,
+};
+const MDNS_BACKEND: Check<MdnsBackend> = Check {
+    expected: "auto, builtin or avahi (lower case)",
+    conv: conv_mdns_backend,
 };
 const NCC: Check<u32> = Check {
     expected: "0 (never give up) or a whole number of attempts (1 counts as 2)",
@@ -1231,6 +1286,14 @@ pub fn parse_stafd(
         zeroconf: r
             .scalar(SERVICE_DISCOVERY, "zeroconf", &ENABLED, enabled(d.zeroconf))
             .unwrap_or(d.zeroconf),
+        mdns_backend: r
+            .scalar(
+                SERVICE_DISCOVERY,
+                "mdns-backend",
+                &MDNS_BACKEND,
+                Some(d.mdns_backend.to_string()),
+            )
+            .unwrap_or(d.mdns_backend),
         persistent_connections: r
             .scalar(
                 DC_MANAGEMENT,
@@ -1397,6 +1460,7 @@ impl fmt::Display for StafdConfig {
         writeln!(f, "pleo = {}", enabled(self.pleo))?;
         writeln!(f, "\n[{SERVICE_DISCOVERY}]")?;
         writeln!(f, "zeroconf = {}", enabled(self.zeroconf))?;
+        writeln!(f, "mdns-backend = {}", self.mdns_backend)?;
         writeln!(f, "\n[{DC_MANAGEMENT}]")?;
         writeln!(
             f,

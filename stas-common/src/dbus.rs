@@ -365,13 +365,15 @@ pub fn controller_id_dict(t: &Tid, device: Option<&str>, redact: bool) -> Ordere
     d
 }
 
-/// The `process_info` JSON (§11.5.5), with the keys both daemons have values for.
+/// The `process_info` JSON (§11.5.5), with the keys both daemons have values
+/// for, then `extra` (stafd's `avahi`).
 pub fn process_info_json(
     sys: &SysConf,
     lkc_path: Option<&std::path::Path>,
     kernel_tp8013: bool,
     kernel_host_iface: bool,
     redact: bool,
+    extra: Vec<(String, Json)>,
 ) -> String {
     let hostkey = sys.hostkey.as_ref().map(|k| {
         if redact {
@@ -380,7 +382,7 @@ pub fn process_info_json(
             k.clone()
         }
     });
-    Json::Obj(vec![
+    let mut fields = vec![
         ("tron".into(), Json::Bool(crate::logging::tron())),
         (
             "log-level".into(),
@@ -402,8 +404,9 @@ pub fn process_info_json(
             "kernel support.host_iface".into(),
             Json::Str(py_bool(kernel_host_iface).into()),
         ),
-    ])
-    .dumps()
+    ];
+    fields.extend(extra);
+    Json::Obj(fields).dumps()
 }
 
 /// The TID of a `get_log_pages` / `controller_info` call (§11.8): the seven
