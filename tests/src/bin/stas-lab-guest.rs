@@ -31,6 +31,7 @@ use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 
 mod guest_stacd;
 mod guest_stafd;
+mod guest_zeroconf;
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:4c4c4544-0000-1000-8000-00000000cafe";
 const HOSTID: &str = "4c4c4544-0000-1000-8000-00000000cafe";
@@ -856,10 +857,11 @@ fn main() {
         "kernel" => kernel(&mut r),
         "stafd" => guest_stafd::scenario(&mut r),
         "stacd" => guest_stacd::scenario(&mut r),
+        "zeroconf" => guest_zeroconf::scenario(&mut r),
         "demo" => std::process::exit(guest_stacd::demo()),
         other => {
             eprintln!(
-                "stas-lab-guest: unknown scenario {other:?}; known: kernel, stafd, stacd, demo"
+                "stas-lab-guest: unknown scenario {other:?}; known: kernel, stafd, stacd, zeroconf, demo"
             );
             std::process::exit(2);
         }
