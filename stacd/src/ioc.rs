@@ -197,10 +197,12 @@ impl IocCommander {
     }
 }
 
-/// Locks a status, recovering it if a panicking thread poisoned the lock
-/// (the data is plain values, always consistent).
-pub fn lock(m: &Mutex<IocStatus>) -> std::sync::MutexGuard<'_, IocStatus> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+pub use stas_common::daemon::lock;
+
+impl stas_common::daemon::ControllerStatus for IocStatus {
+    fn tid(&self) -> &Tid {
+        &self.tid
+    }
 }
 
 impl IocHandle {

@@ -176,7 +176,7 @@ async fn run(
     cfg: StacdConfig,
 ) -> ExitCode {
     // Subscribe before anything scans sysfs, so no event falls in between.
-    let mut uevents = match UeventStream::open(DEFAULT_RCVBUF, true) {
+    let uevents = match UeventStream::open(DEFAULT_RCVBUF, true) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot listen to kernel events: {e}");
@@ -219,62 +219,22 @@ async fn run(
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut service = tokio::spawn(svc.run());
+    let service = tokio::spawn(svc.run());
 
     let h = handle.clone();
-    tokio::spawn(async move {
-        loop {
-            match uevents.next().await {
-                Ok(item) => h.send(Input::Uevent(item)),
-                Err(e) => {
-                    log::error!("kernel events: {e}");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-            }
+    daemon::forward_uevents(uevents, move |item| h.send(Input::Uevent(item)));
+    let reload_handle = handle.clone();
+    let reload = move || match load_config(&conf_file) {
+        Ok(c) => {
+            logging::set_tron(c.global.tron);
+            tid_context.set(TidContext {
+                host_nqn: sys.hostnqn.clone(),
+                ignore_iface: c.global.ignore_iface,
+            });
+            reload_handle.send(Input::Reload(Arc::new(c)));
+            log::info!("configuration reloaded from {}", conf_file.display());
         }
-    });
-
-    let Ok(mut signals) = daemon::ProcessSignals::install() else {
-        eprintln!("cannot install signal handlers");
-        return ExitCode::from(1);
+        Err(e) => log::error!("{e}; keeping the last good configuration"),
     };
-    let _ = notify::notify("READY=1");
-    log::info!("{PROG} started");
-    loop {
-        tokio::select! {
-            reload = signals.next_is_reload() => {
-                if !reload {
-                    break;
-                }
-                let _ = notify::notify("RELOADING=1");
-                match load_config(&conf_file) {
-                    Ok(c) => {
-                        logging::set_tron(c.global.tron);
-                        tid_context.set(TidContext {
-                            host_nqn: sys.hostnqn.clone(),
-                            ignore_iface: c.global.ignore_iface,
-                        });
-                        handle.send(Input::Reload(Arc::new(c)));
-                        log::info!("configuration reloaded from {}", conf_file.display());
-                    }
-                    Err(e) => log::error!("{e}; keeping the last good configuration"),
-                }
-                let _ = notify::notify("READY=1");
-            }
-            r = &mut service => {
-                log::error!("service ended unexpectedly: {r:?}");
-                return ExitCode::from(1);
-            }
-        }
-    }
-    let _ = notify::notify("STOPPING=1");
-    handle.send(Input::Shutdown);
-    // A second signal while draining ends the process at once.
-    tokio::select! {
-        r = &mut service => {
-            log::info!("{PROG} stopped ({:?})", r.map(|s| s.reconciliations));
-            ExitCode::SUCCESS
-        }
-        () = signals.stop() => ExitCode::from(1),
-    }
+    daemon::serve(PROG, service, reload, move || handle.send(Input::Shutdown)).await
 }

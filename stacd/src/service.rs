@@ -73,31 +73,7 @@ pub struct Stats {
 }
 
 /// The shared, read-only view the D-Bus layer uses.
-#[derive(Debug, Clone, Default)]
-pub struct View {
-    iocs: Arc<std::sync::Mutex<Vec<Arc<std::sync::Mutex<IocStatus>>>>>,
-}
-
-impl View {
-    /// A snapshot of every I/O controller's status, in TID order.
-    pub fn snapshot(&self) -> Vec<IocStatus> {
-        let list = self
-            .iocs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let mut v: Vec<IocStatus> = list.iter().map(|s| lock(s).clone()).collect();
-        v.sort_by(|a, b| a.tid.cmp(&b.tid));
-        v
-    }
-
-    fn set(&self, statuses: Vec<Arc<std::sync::Mutex<IocStatus>>>) {
-        *self
-            .iocs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = statuses;
-    }
-}
+pub type View = stas_common::daemon::StatusBoard<IocStatus>;
 
 /// How to send inputs to a running service.
 #[derive(Debug, Clone)]

@@ -283,10 +283,12 @@ impl DcHandle {
     }
 }
 
-/// Locks a status, recovering it if a panicking thread poisoned the lock
-/// (the data is plain values, always consistent).
-pub fn lock(m: &Mutex<DcStatus>) -> std::sync::MutexGuard<'_, DcStatus> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+pub use stas_common::daemon::lock;
+
+impl stas_common::daemon::ControllerStatus for DcStatus {
+    fn tid(&self) -> &Tid {
+        &self.tid
+    }
 }
 
 struct Dc {

@@ -227,7 +227,7 @@ fn simulate(n: usize, bus: Option<String>) -> ExitCode {
 
 async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> ExitCode {
     // Subscribe before anything scans sysfs, so no event falls in between.
-    let mut uevents = match UeventStream::open(DEFAULT_RCVBUF, true) {
+    let uevents = match UeventStream::open(DEFAULT_RCVBUF, true) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot listen to kernel events: {e}");
@@ -307,66 +307,28 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
     zeroconf.apply(&cfg, &zeroconf_setup, &tid_context.get());
 
     let h = handle.clone();
-    tokio::spawn(async move {
-        loop {
-            match uevents.next().await {
-                Ok(item) => h.send(Input::Uevent(item)),
-                Err(e) => {
-                    log::error!("kernel events: {e}");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-            }
-        }
-    });
-
-    let Ok(mut signals) = daemon::ProcessSignals::install() else {
-        eprintln!("cannot install signal handlers");
-        return ExitCode::from(1);
-    };
-    let _ = notify::notify("READY=1");
-    log::info!("{PROG} started");
+    daemon::forward_uevents(uevents, move |item| h.send(Input::Uevent(item)));
     let conf_file = args.conf_file.clone();
-    let mut service = service;
-    loop {
-        tokio::select! {
-            reload = signals.next_is_reload() => {
-                if !reload {
-                    break;
-                }
-                let _ = notify::notify("RELOADING=1");
-                match load_config(&conf_file) {
-                    Ok(c) => {
-                        logging::set_tron(c.global.tron);
-                        tid_context.set(TidContext {
-                            host_nqn: sys.hostnqn.clone(),
-                            ignore_iface: c.global.ignore_iface,
-                        });
-                        let c = Arc::new(c);
-                        zeroconf.apply(&c, &zeroconf_setup, &tid_context.get());
-                        handle.send(Input::Reload(c));
-                        log::info!("configuration reloaded from {}", conf_file.display());
-                    }
-                    Err(e) => log::error!("{e}; keeping the last good configuration"),
-                }
-                let _ = notify::notify("READY=1");
-            }
-            r = &mut service => {
-                log::error!("service ended unexpectedly: {r:?}");
-                return ExitCode::from(1);
-            }
+    let reload_handle = handle.clone();
+    let reload = move || match load_config(&conf_file) {
+        Ok(c) => {
+            logging::set_tron(c.global.tron);
+            tid_context.set(TidContext {
+                host_nqn: sys.hostnqn.clone(),
+                ignore_iface: c.global.ignore_iface,
+            });
+            let c = Arc::new(c);
+            zeroconf.apply(&c, &zeroconf_setup, &tid_context.get());
+            reload_handle.send(Input::Reload(c));
+            log::info!("configuration reloaded from {}", conf_file.display());
         }
-    }
-    let _ = notify::notify("STOPPING=1");
-    if installed {
-        interop::remove(override_path);
-    }
-    handle.send(Input::Shutdown);
-    // A second signal while draining ends the process at once.
-    tokio::select! {
-        r = &mut service => {
-            log::info!("{PROG} stopped ({:?})", r.map(|s| s.reconciliations));
-            ExitCode::SUCCESS
+        Err(e) => log::error!("{e}; keeping the last good configuration"),
+    };
+    let stop = move || {
+        if installed {
+            interop::remove(override_path);
         }
-        () = signals.stop() => ExitCode::from(1),
-    }
+        handle.send(Input::Shutdown);
+    };
+    daemon::serve(PROG, service, reload, stop).await
 }

@@ -86,31 +86,7 @@ pub struct Stats {
 }
 
 /// The shared, read-only view the D-Bus layer uses.
-#[derive(Debug, Clone, Default)]
-pub struct View {
-    dcs: Arc<std::sync::Mutex<Vec<Arc<std::sync::Mutex<DcStatus>>>>>,
-}
-
-impl View {
-    /// A snapshot of every DC's status, in TID order.
-    pub fn snapshot(&self) -> Vec<DcStatus> {
-        let list = self
-            .dcs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let mut v: Vec<DcStatus> = list.iter().map(|s| lock(s).clone()).collect();
-        v.sort_by(|a, b| a.tid.cmp(&b.tid));
-        v
-    }
-
-    fn set(&self, statuses: Vec<Arc<std::sync::Mutex<DcStatus>>>) {
-        *self
-            .dcs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = statuses;
-    }
-}
+pub type View = stas_common::daemon::StatusBoard<DcStatus>;
 
 /// The stafd service.
 pub struct Service {

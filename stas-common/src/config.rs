@@ -1926,6 +1926,7 @@ mod tests {
             (None, None, None)
         );
         assert!(!config.pleo && !config.zeroconf && !config.persistent_connections);
+        assert_eq!(config.mdns_backend, MdnsBackend::Builtin);
         assert_eq!(
             config.zeroconf_persistence,
             Persistence::After(Duration::from_secs(36 * 3600))
@@ -1955,7 +1956,7 @@ mod tests {
             ]
         );
         let lines: Vec<usize> = config.controllers.iter().map(|c| c.line).collect();
-        assert_eq!(lines, [23, 24, 25, 26]);
+        assert_eq!(lines, [24, 25, 26, 27]);
         assert_eq!(
             config.excludes,
             vec![

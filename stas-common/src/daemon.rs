@@ -169,3 +169,116 @@ impl ProcessSignals {
         }
     }
 }
+
+/// Sends every kernel uevent (or news that some were lost) to `deliver`,
+/// for the life of the process; a failing socket is retried each second.
+pub fn forward_uevents(
+    mut uevents: nvmf_kernel::uevent::UeventStream,
+    deliver: impl Fn(nvmf_kernel::uevent::UeventItem) + Send + 'static,
+) {
+    tokio::spawn(async move {
+        loop {
+            match uevents.next().await {
+                Ok(item) => deliver(item),
+                Err(e) => {
+                    log::error!("kernel events: {e}");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+}
+
+/// A daemon's life after start-up (§6.11, §6.12): READY=1; each SIGHUP runs
+/// `reload` between RELOADING=1 and READY=1; SIGTERM/SIGINT (or the
+/// service ending, an error) end the loop; then STOPPING=1, `stop` (which
+/// asks the service to shut down) and a wait for it, which a second signal
+/// cuts short.
+pub async fn serve<T: std::fmt::Debug>(
+    prog: &str,
+    mut service: tokio::task::JoinHandle<T>,
+    mut reload: impl FnMut(),
+    stop: impl FnOnce(),
+) -> ExitCode {
+    let Ok(mut signals) = ProcessSignals::install() else {
+        eprintln!("cannot install signal handlers");
+        return ExitCode::from(1);
+    };
+    let _ = crate::notify::notify("READY=1");
+    log::info!("{prog} started");
+    loop {
+        tokio::select! {
+            is_reload = signals.next_is_reload() => {
+                if !is_reload {
+                    break;
+                }
+                let _ = crate::notify::notify("RELOADING=1");
+                reload();
+                let _ = crate::notify::notify("READY=1");
+            }
+            r = &mut service => {
+                log::error!("service ended unexpectedly: {r:?}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let _ = crate::notify::notify("STOPPING=1");
+    stop();
+    tokio::select! {
+        r = &mut service => {
+            log::info!("{prog} stopped ({r:?})");
+            ExitCode::SUCCESS
+        }
+        () = signals.stop() => ExitCode::from(1),
+    }
+}
+
+/// Locks a mutex, recovering it if a panicking thread poisoned the lock
+/// (the daemons keep plain values behind their locks, always consistent).
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A status that belongs to one controller.
+pub trait ControllerStatus: Clone {
+    /// The controller's transport ID.
+    fn tid(&self) -> &crate::tid::Tid;
+}
+
+/// The statuses of a daemon's controller tasks, each published by its task,
+/// as the service's current list; what the D-Bus objects read.
+#[derive(Debug)]
+pub struct StatusBoard<S> {
+    list: std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<std::sync::Mutex<S>>>>>,
+}
+
+impl<S> Clone for StatusBoard<S> {
+    fn clone(&self) -> Self {
+        Self {
+            list: self.list.clone(),
+        }
+    }
+}
+
+impl<S> Default for StatusBoard<S> {
+    fn default() -> Self {
+        Self {
+            list: std::sync::Arc::default(),
+        }
+    }
+}
+
+impl<S: ControllerStatus> StatusBoard<S> {
+    /// A snapshot of every status, in TID order.
+    pub fn snapshot(&self) -> Vec<S> {
+        let list = lock(&self.list).clone();
+        let mut v: Vec<S> = list.iter().map(|s| lock(s).clone()).collect();
+        v.sort_by(|a, b| a.tid().cmp(b.tid()));
+        v
+    }
+
+    /// Replaces the list (after a reconciliation).
+    pub fn set(&self, statuses: Vec<std::sync::Arc<std::sync::Mutex<S>>>) {
+        *lock(&self.list) = statuses;
+    }
+}
