@@ -44,6 +44,10 @@ pub struct Args {
     /// connected and read.
     #[arg(long, hide = true)]
     pub sim: Option<usize>,
+    /// With `--sim`: also browse mDNS on the real network (zero-touch
+    /// tests in network namespaces).
+    #[arg(long = "sim-zeroconf", hide = true, requires = "sim")]
+    pub sim_zeroconf: bool,
     /// Use the D-Bus bus at this address instead of the system bus (tests);
     /// also taken from $STAS_BUS_ADDRESS.
     #[arg(long = "bus-address", hide = true)]

@@ -70,7 +70,7 @@ fn main() -> ExitCode {
             .bus_address
             .clone()
             .or_else(|| std::env::var(dbus::ADDRESS_ENV).ok());
-        return simulate(n, bus);
+        return simulate(n, bus, args.sim_zeroconf);
     }
     let paths = KernelPaths::default();
     if let Err(code) = daemon::startup_checks(PROG, &paths) {
@@ -152,7 +152,7 @@ impl ZeroconfTask {
 
 /// `--sim N`: the real service against the simulated kernel; with a bus
 /// address it also serves D-Bus there (for stafctl tests and demos).
-fn simulate(n: usize, bus: Option<String>) -> ExitCode {
+fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
     let Some(rt) = daemon::runtime() else {
         return ExitCode::from(1);
     };
@@ -176,19 +176,21 @@ fn simulate(n: usize, bus: Option<String>) -> ExitCode {
         } else {
             Arc::new(NoSignals)
         };
-        let (mut svc, handle) = Service::new(sim, host, Arc::new(cfg), signals, None);
+        let cfg = Arc::new(cfg);
+        let (mut svc, handle) = Service::new(sim, host, cfg.clone(), signals, None);
         svc.restore();
+        let zeroconf_view = dbus::ZeroconfView::default();
         let _conn = match bus {
             Some(address) => {
                 let dbus_cfg = dbus::DbusConfig {
                     view: handle.view.clone(),
-                    tid_context: dbus::SharedTidContext::new(ctx),
+                    tid_context: dbus::SharedTidContext::new(ctx.clone()),
                     sys,
                     lkc_path: None,
                     kernel_tp8013: true,
                     kernel_host_iface: true,
                     device_info: None,
-                    zeroconf_view: dbus::ZeroconfView::default(),
+                    zeroconf_view: zeroconf_view.clone(),
                 };
                 match dbus::serve(Some(&address), dbus_cfg, signal_queue).await {
                     Ok(c) => Some(c),
@@ -204,6 +206,18 @@ fn simulate(n: usize, bus: Option<String>) -> ExitCode {
             None => None,
         };
         let service = tokio::spawn(svc.run());
+        let mut zeroconf_task = ZeroconfTask::default();
+        if zeroconf {
+            let setup = ZeroconfSetup {
+                handle: handle.clone(),
+                tp8013: true,
+                view: zeroconf_view,
+            };
+            // The built-in querier: the bus in tests is a private one.
+            let mut c = (*cfg).clone();
+            c.mdns_backend = config::MdnsBackend::Builtin;
+            zeroconf_task.apply(&c, &setup, &ctx);
+        }
         let _ = notify::notify("READY=1");
         loop {
             let all = handle.view.snapshot();
