@@ -38,6 +38,13 @@ need_netns() {
     command -v ip >/dev/null || need_apt iproute2
 }
 
+# avahi-daemon and avahi-utils, for the test that compares the Avahi backend
+# with the built-in querier (avahi-daemon runs in a network namespace on a
+# private bus, never as the host's service), and dbus-daemon for that bus.
+need_avahi() {
+    need_apt avahi-daemon avahi-utils dbus-daemon
+}
+
 # Nightly and cargo-fuzz, for the fuzz smoke runs.
 need_fuzz() {
     rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal >/dev/null

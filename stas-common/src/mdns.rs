@@ -125,6 +125,18 @@ pub enum MdnsError {
         /// The error.
         reason: String,
     },
+    /// A D-Bus call or subscription of the Avahi backend failed.
+    #[error("Avahi backend: {op}: {reason}; check that the system bus is running and reachable")]
+    Bus {
+        /// What was being done.
+        op: &'static str,
+        /// The error.
+        reason: String,
+    },
+    /// The Avahi backend was chosen explicitly but there is no bus to reach
+    /// avahi-daemon on.
+    #[error("the Avahi mDNS backend needs the system bus, and there is no connection to it; choose the built-in backend or start dbus")]
+    NoBus,
 }
 
 /// What identifies a service: where it was heard and its name.
@@ -901,6 +913,12 @@ fn refresh_at(e: &CacheEntry) -> Option<Instant> {
 
 #[cfg(feature = "mdns-driver")]
 pub mod driver;
+
+#[cfg(feature = "mdns-driver")]
+pub mod avahi;
+
+#[cfg(feature = "mdns-driver")]
+pub mod backend;
 
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,11 @@
-//! `stasadm browse`: the built-in mDNS querier on its own, for a fixed
-//! time, and what it heard.
+//! `stasadm browse`: the built-in mDNS querier on its own (or avahi-daemon,
+//! through the Avahi backend), for a fixed time, and what it heard.
 
 use std::time::Duration;
 
-use stas_common::mdns::driver::{DriverConfig, MdnsBrowser};
+use stas_common::mdns::avahi::avahi_present;
+use stas_common::mdns::backend::MdnsBackend;
+use stas_common::mdns::driver::DriverConfig;
 use stas_common::mdns::{DcRecord, InterfaceStats, MdnsError};
 
 use crate::output::{table, OrderedObject};
@@ -13,13 +15,48 @@ use crate::output::{table, OrderedObject};
 pub struct BrowseResult {
     /// One record per discovery controller address, sorted.
     pub records: Vec<DcRecord>,
-    /// The interfaces browsed and their counters.
+    /// The interfaces browsed and their counters (built-in querier only).
     pub stats: Vec<InterfaceStats>,
+    /// The backend that listened (`Builtin` or `Avahi`).
+    pub backend: MdnsBackend,
 }
 
-/// Browses for `timeout` and returns the services resolved at its end.
-/// Runs its own single-thread runtime (call it from plain code).
-pub fn browse(timeout: Duration) -> Result<BrowseResult, MdnsError> {
+/// The bus avahi-daemon is looked for on: `address`, else the system bus.
+/// `None` when it cannot be reached and `backend` can do without it
+/// (`auto` then means built-in).
+async fn avahi_bus(
+    backend: MdnsBackend,
+    address: Option<&str>,
+) -> Result<Option<zbus::Connection>, MdnsError> {
+    if backend == MdnsBackend::Builtin {
+        return Ok(None);
+    }
+    let conn = match address {
+        Some(a) => match zbus::connection::Builder::address(a) {
+            Ok(b) => b.build().await,
+            Err(e) => Err(e),
+        },
+        None => zbus::Connection::system().await,
+    };
+    match conn {
+        Ok(c) => Ok(Some(c)),
+        Err(_) if backend == MdnsBackend::Auto => Ok(None),
+        Err(e) => Err(MdnsError::Bus {
+            op: "connect to the bus",
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Browses for `timeout` with `backend` and returns the services resolved
+/// at its end. avahi-daemon is looked for on `bus_address`, else the
+/// system bus. Runs its own single-thread runtime (call it from plain
+/// code).
+pub fn browse(
+    timeout: Duration,
+    backend: MdnsBackend,
+    bus_address: Option<&str>,
+) -> Result<BrowseResult, MdnsError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -28,14 +65,28 @@ pub fn browse(timeout: Duration) -> Result<BrowseResult, MdnsError> {
             reason: e.to_string(),
         })?;
     rt.block_on(async {
-        let mut browser = MdnsBrowser::start(DriverConfig::default())?;
+        let bus = avahi_bus(backend, bus_address).await?;
+        if backend == MdnsBackend::Avahi {
+            if let Some(bus) = &bus {
+                // The backend would wait for it; a one-shot browse cannot.
+                if !avahi_present(bus).await {
+                    return Err(MdnsError::Bus {
+                        op: "find avahi-daemon",
+                        reason: "org.freedesktop.Avahi has no owner on the bus (is avahi-daemon running?); \
+                                 --backend builtin needs no daemon"
+                            .to_owned(),
+                    });
+                }
+            }
+        }
+        let mut browser = backend.start(DriverConfig::default(), bus.as_ref()).await?;
         let end = tokio::time::sleep(timeout);
         tokio::pin!(end);
         loop {
             tokio::select! {
                 () = &mut end => break,
                 // Events are not printed as they come: the final view is.
-                e = browser.events.recv() => if e.is_none() { break },
+                e = browser.recv() => if e.is_none() { break },
             }
         }
         let mut records: Vec<DcRecord> = browser
@@ -47,6 +98,7 @@ pub fn browse(timeout: Duration) -> Result<BrowseResult, MdnsError> {
         Ok(BrowseResult {
             records,
             stats: browser.stats(),
+            backend: browser.backend(),
         })
     })
 }

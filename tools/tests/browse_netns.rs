@@ -91,5 +91,48 @@ fn browse_prints_the_dc_heard_and_says_when_none_is() {
     println!("{text}");
     assert!(text.starts_with("INTERFACE  FAMILY  ADDRESS"), "{text}");
     assert!(text.contains("fe80::1:2%q0"), "{text}");
+
+    // auto with no bus to find avahi-daemon on is the built-in querier.
+    let o = browse(
+        &q,
+        &[
+            "--timeout",
+            "1.5",
+            "--backend",
+            "auto",
+            "--bus-address",
+            "unix:path=/nonexistent/stas-bus",
+        ],
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("fe80::1:2%q0"),
+        "{o:?}"
+    );
     drop(responder);
+}
+
+#[test]
+fn browse_through_avahi_without_a_bus_fails_and_says_why() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_stasadm"))
+        .args([
+            "browse",
+            "--backend",
+            "avahi",
+            "--bus-address",
+            "unix:path=/nonexistent/stas-bus",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Avahi backend: connect to the bus") && err.contains("system bus"),
+        "{err}"
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_stasadm"))
+        .args(["browse", "--backend", "bonjour"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
 }

@@ -32,7 +32,7 @@ complete -c stasadm -n "__fish_stasadm_needs_command" -f -a "hostid" -d 'Generat
 complete -c stasadm -n "__fish_stasadm_needs_command" -f -a "set-symname" -d 'Save the host\'s symbolic name (key `symname`), sent in DIM registrations'
 complete -c stasadm -n "__fish_stasadm_needs_command" -f -a "clear-symname" -d 'Remove the symbolic name'
 complete -c stasadm -n "__fish_stasadm_needs_command" -f -a "discover" -d 'Connect to a discovery controller and print its discovery log page'
-complete -c stasadm -n "__fish_stasadm_needs_command" -f -a "browse" -d 'List the discovery controllers announced over mDNS (TP8009), with the built-in querier (no daemon; needs UDP port 5353 and multicast)'
+complete -c stasadm -n "__fish_stasadm_needs_command" -f -a "browse" -d 'List the discovery controllers announced over mDNS (TP8009), with the built-in querier (no daemon; needs UDP port 5353 and multicast) or through avahi-daemon'
 complete -c stasadm -n "__fish_stasadm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c stasadm -n "__fish_stasadm_using_subcommand hostnqn" -s f -l file -d 'Also write it to this file and point sys.conf at it (file://)' -r -F
 complete -c stasadm -n "__fish_stasadm_using_subcommand hostnqn" -s h -l help -d 'Print help'
@@ -55,12 +55,15 @@ complete -c stasadm -n "__fish_stasadm_using_subcommand discover" -l cli-names -
 complete -c stasadm -n "__fish_stasadm_using_subcommand discover" -l keep -d 'Keep the connection (with a 30 s keep-alive) instead of disconnecting'
 complete -c stasadm -n "__fish_stasadm_using_subcommand discover" -s h -l help -d 'Print help'
 complete -c stasadm -n "__fish_stasadm_using_subcommand browse" -s t -l timeout -d 'How long to listen, in seconds' -r
+complete -c stasadm -n "__fish_stasadm_using_subcommand browse" -l backend -d 'Who listens: the built-in querier, avahi-daemon over the system bus (it does not report TTLs: they print as 0), or auto (avahi-daemon if it is on the bus, else built-in)' -r -f -a "auto\t'avahi-daemon if it is on the system bus, else built-in'
+builtin\t'the built-in querier (no daemon)'
+avahi\t'avahi-daemon over the system bus'"
 complete -c stasadm -n "__fish_stasadm_using_subcommand browse" -l json -d 'Print a JSON array instead of a table'
-complete -c stasadm -n "__fish_stasadm_using_subcommand browse" -s h -l help -d 'Print help'
+complete -c stasadm -n "__fish_stasadm_using_subcommand browse" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c stasadm -n "__fish_stasadm_using_subcommand help; and not __fish_seen_subcommand_from hostnqn hostid set-symname clear-symname discover browse help" -f -a "hostnqn" -d 'Generate the host NQN and save it (key `nqn`)'
 complete -c stasadm -n "__fish_stasadm_using_subcommand help; and not __fish_seen_subcommand_from hostnqn hostid set-symname clear-symname discover browse help" -f -a "hostid" -d 'Generate a random host ID and save it (key `id`)'
 complete -c stasadm -n "__fish_stasadm_using_subcommand help; and not __fish_seen_subcommand_from hostnqn hostid set-symname clear-symname discover browse help" -f -a "set-symname" -d 'Save the host\'s symbolic name (key `symname`), sent in DIM registrations'
 complete -c stasadm -n "__fish_stasadm_using_subcommand help; and not __fish_seen_subcommand_from hostnqn hostid set-symname clear-symname discover browse help" -f -a "clear-symname" -d 'Remove the symbolic name'
 complete -c stasadm -n "__fish_stasadm_using_subcommand help; and not __fish_seen_subcommand_from hostnqn hostid set-symname clear-symname discover browse help" -f -a "discover" -d 'Connect to a discovery controller and print its discovery log page'
-complete -c stasadm -n "__fish_stasadm_using_subcommand help; and not __fish_seen_subcommand_from hostnqn hostid set-symname clear-symname discover browse help" -f -a "browse" -d 'List the discovery controllers announced over mDNS (TP8009), with the built-in querier (no daemon; needs UDP port 5353 and multicast)'
+complete -c stasadm -n "__fish_stasadm_using_subcommand help; and not __fish_seen_subcommand_from hostnqn hostid set-symname clear-symname discover browse help" -f -a "browse" -d 'List the discovery controllers announced over mDNS (TP8009), with the built-in querier (no daemon; needs UDP port 5353 and multicast) or through avahi-daemon'
 complete -c stasadm -n "__fish_stasadm_using_subcommand help; and not __fish_seen_subcommand_from hostnqn hostid set-symname clear-symname discover browse help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

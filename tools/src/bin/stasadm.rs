@@ -20,7 +20,11 @@ use tools::output::{dlp_json, dlp_table, report_page_problems, Spelling, EXIT_PA
 
 fn browse(a: &BrowseArgs) -> ExitCode {
     let timeout = std::time::Duration::from_secs_f64(a.timeout);
-    let heard = match tools::browse::browse(timeout) {
+    let bus_address = a
+        .bus_address
+        .clone()
+        .or_else(|| std::env::var(stas_common::dbus::ADDRESS_ENV).ok());
+    let heard = match tools::browse::browse(timeout, a.backend.into(), bus_address.as_deref()) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("stasadm browse: {e}");
@@ -40,7 +44,9 @@ fn browse(a: &BrowseArgs) -> ExitCode {
         print!("{}", tools::browse::browse_table(&heard.records));
     }
     if heard.records.is_empty() {
-        let on = if interfaces.is_empty() {
+        let on = if heard.backend == stas_common::mdns::backend::MdnsBackend::Avahi {
+            "any interface avahi-daemon uses".to_owned()
+        } else if interfaces.is_empty() {
             "no usable interface (none is up with multicast and an address)".to_owned()
         } else {
             interfaces.join(", ")

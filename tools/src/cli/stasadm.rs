@@ -52,7 +52,8 @@ pub enum Command {
     /// Connect to a discovery controller and print its discovery log page.
     Discover(DiscoverArgs),
     /// List the discovery controllers announced over mDNS (TP8009), with
-    /// the built-in querier (no daemon; needs UDP port 5353 and multicast).
+    /// the built-in querier (no daemon; needs UDP port 5353 and multicast)
+    /// or through avahi-daemon.
     Browse(BrowseArgs),
 }
 
@@ -106,6 +107,36 @@ pub struct BrowseArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Who listens: the built-in querier, avahi-daemon over the system bus
+    /// (it does not report TTLs: they print as 0), or auto (avahi-daemon
+    /// if it is on the bus, else built-in).
+    #[arg(long, value_enum, default_value_t = BrowseBackend::Builtin)]
+    pub backend: BrowseBackend,
+    /// The D-Bus bus to find avahi-daemon on instead of the system bus
+    /// (also $STAS_BUS_ADDRESS).
+    #[arg(long, hide = true)]
+    pub bus_address: Option<String>,
+}
+
+/// The mDNS backends `browse` can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BrowseBackend {
+    /// avahi-daemon if it is on the system bus, else built-in
+    Auto,
+    /// the built-in querier (no daemon)
+    Builtin,
+    /// avahi-daemon over the system bus
+    Avahi,
+}
+
+impl From<BrowseBackend> for stas_common::mdns::backend::MdnsBackend {
+    fn from(b: BrowseBackend) -> Self {
+        match b {
+            BrowseBackend::Auto => Self::Auto,
+            BrowseBackend::Builtin => Self::Builtin,
+            BrowseBackend::Avahi => Self::Avahi,
+        }
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
