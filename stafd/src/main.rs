@@ -100,6 +100,8 @@ struct ZeroconfSetup {
     handle: service::ServiceHandle,
     tp8013: bool,
     view: dbus::ZeroconfView,
+    /// Where avahi-daemon is looked for (the system bus).
+    bus: Option<zbus::Connection>,
 }
 
 /// The zeroconf task while `[Service Discovery] zeroconf` is enabled.
@@ -127,25 +129,35 @@ impl ZeroconfTask {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         }
         let Some(backend) = want else { return };
-        let browser = match stas_common::mdns::driver::MdnsBrowser::start(
-            stas_common::mdns::driver::DriverConfig::default(),
-        ) {
-            Ok(b) => b,
-            Err(e) => {
-                log::warn!("mDNS: cannot browse, operating without zero-touch discovery: {e}");
-                return;
-            }
-        };
-        log::info!("mDNS: browsing for discovery controllers (built-in querier)");
         let core = zeroconf::Zeroconf::new(ctx.clone(), setup.tp8013);
         let handle = setup.handle.clone();
-        let task = tokio::spawn(zeroconf::run(
-            core,
-            browser,
-            "builtin",
-            move |tids| handle.send(Input::Zeroconf(tids)),
-            setup.view.clone(),
-        ));
+        let view = setup.view.clone();
+        let bus = setup.bus.clone();
+        let task = tokio::spawn(async move {
+            let source = match backend
+                .start(
+                    stas_common::mdns::driver::DriverConfig::default(),
+                    bus.as_ref(),
+                )
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!("mDNS: cannot browse ({backend}), operating without zero-touch discovery: {e}");
+                    return;
+                }
+            };
+            let running = source.backend();
+            log::info!("mDNS: browsing for discovery controllers ({running})");
+            zeroconf::run(
+                core,
+                source,
+                running.as_str(),
+                move |tids| handle.send(Input::Zeroconf(tids)),
+                view,
+            )
+            .await;
+        });
         self.running = Some((backend, task));
     }
 }
@@ -212,6 +224,7 @@ fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
                 handle: handle.clone(),
                 tp8013: true,
                 view: zeroconf_view,
+                bus: None,
             };
             // The built-in querier: the bus in tests is a private one.
             let mut c = (*cfg).clone();
@@ -301,7 +314,7 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
         .clone()
         .or_else(|| std::env::var(dbus::ADDRESS_ENV).ok());
     // Kept for the life of the daemon: dropping it leaves the bus.
-    let _dbus = match dbus::serve(bus_address.as_deref(), dbus_cfg, signal_queue).await {
+    let dbus_conn = match dbus::serve(bus_address.as_deref(), dbus_cfg, signal_queue).await {
         Ok(conn) => conn,
         Err(e) => {
             eprintln!("cannot register {} on D-Bus: {e}", dbus::BUS_NAME);
@@ -317,6 +330,7 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
         handle: handle.clone(),
         tp8013: supported.contains("discovery"),
         view: zeroconf_view,
+        bus: Some(dbus_conn.clone()),
     };
     zeroconf.apply(&cfg, &zeroconf_setup, &tid_context.get());
 

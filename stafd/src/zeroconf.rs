@@ -351,9 +351,9 @@ pub trait Browser: Send + 'static {
     fn events(&mut self) -> &mut mpsc::Receiver<MdnsEvent>;
 }
 
-impl Browser for stas_common::mdns::driver::MdnsBrowser {
+impl Browser for stas_common::mdns::backend::MdnsSource {
     fn events(&mut self) -> &mut mpsc::Receiver<MdnsEvent> {
-        &mut self.events
+        stas_common::mdns::backend::MdnsSource::events(self)
     }
 }
 
@@ -363,7 +363,7 @@ impl Browser for stas_common::mdns::driver::MdnsBrowser {
 pub async fn run(
     mut core: Zeroconf,
     mut browser: impl Browser,
-    backend: &'static str,
+    backend: &str,
     report: impl Fn(BTreeSet<Tid>) + Send,
     view: std::sync::Arc<std::sync::Mutex<Option<Json>>>,
 ) {

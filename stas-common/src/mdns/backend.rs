@@ -4,7 +4,6 @@
 //! bus name has an owner on the system bus, else built-in). Both yield the
 //! same [`MdnsEvent`]s, so the caller does not care which runs.
 
-use std::fmt;
 use std::str::FromStr;
 
 use tokio::sync::mpsc;
@@ -13,30 +12,10 @@ use super::avahi::{avahi_present, AvahiBrowser};
 use super::driver::{DriverConfig, MdnsBrowser};
 use super::{DiscoveredService, InterfaceStats, MdnsError, MdnsEvent};
 
-/// The backend choice, as configured.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum MdnsBackend {
-    /// Avahi if avahi-daemon is on the system bus when starting, else the
-    /// built-in querier.
-    #[default]
-    Auto,
-    /// The built-in querier (binds UDP 5353 itself, shared with any other
-    /// mDNS stack through SO_REUSEPORT).
-    Builtin,
-    /// avahi-daemon over the system bus.
-    Avahi,
-}
+/// The backend choice, as configured (`[Service Discovery] mdns-backend`).
+pub use crate::config::MdnsBackend;
 
 impl MdnsBackend {
-    /// Its configuration spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Builtin => "builtin",
-            Self::Avahi => "avahi",
-        }
-    }
-
     /// The backend that `self` means here and now: `Auto` becomes `Avahi`
     /// when `system_bus` is given and avahi-daemon owns its name on it,
     /// else `Builtin`; the others stay.
@@ -64,12 +43,6 @@ impl MdnsBackend {
             }
             Self::Auto | Self::Builtin => Ok(MdnsSource::Builtin(MdnsBrowser::start(driver)?)),
         }
-    }
-}
-
-impl fmt::Display for MdnsBackend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
