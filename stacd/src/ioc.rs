@@ -175,27 +175,10 @@ impl std::fmt::Debug for IocContext {
 }
 
 /// A running I/O controller task.
-#[derive(Debug)]
-pub struct IocHandle {
-    /// Unique id of this task.
-    pub id: u64,
-    /// Its published status.
-    pub status: Arc<Mutex<IocStatus>>,
-    tx: mpsc::UnboundedSender<Command>,
-    /// The task.
-    pub task: tokio::task::JoinHandle<()>,
-}
+pub type IocHandle = stas_common::daemon::TaskHandle<IocStatus, Command>;
 
 /// A way to send commands to an I/O controller task from elsewhere.
-#[derive(Debug, Clone)]
-pub struct IocCommander(mpsc::UnboundedSender<Command>);
-
-impl IocCommander {
-    /// Sends a command (ignored if the task has ended).
-    pub fn send(&self, cmd: Command) {
-        let _ = self.0.send(cmd);
-    }
-}
+pub type IocCommander = stas_common::daemon::Commander<Command>;
 
 pub use stas_common::daemon::lock;
 
@@ -205,61 +188,39 @@ impl stas_common::daemon::ControllerStatus for IocStatus {
     }
 }
 
-impl IocHandle {
-    /// Starts a task for `tid`.
-    pub fn spawn(
-        ctx: Arc<IocContext>,
-        id: u64,
-        tid: Tid,
-        source: Source,
-        dlpe: Option<DiscoveryLogEntry>,
-    ) -> Self {
-        let status = Arc::new(Mutex::new(IocStatus {
-            tid: tid.clone(),
-            source,
-            device: None,
-            connect_attempts: 0,
-            stage: Stage::Waiting,
-            dlpe,
-            listed_by: None,
-            last_error: None,
-            retry_in: None,
-        }));
-        let (tx, rx) = mpsc::unbounded_channel();
-        let ioc = Ioc {
-            ctx,
-            id,
-            tid,
-            status: status.clone(),
-            rx,
-            rx_closed: false,
-            stop: None,
-            removed: false,
-            retry_now: false,
-        };
-        let task = tokio::spawn(ioc.run());
-        Self {
-            id,
-            status,
-            tx,
-            task,
-        }
-    }
-
-    /// Sends a command (ignored if the task has ended).
-    pub fn send(&self, cmd: Command) {
-        let _ = self.tx.send(cmd);
-    }
-
-    /// A sender for this task's commands, for use elsewhere.
-    pub fn commander(&self) -> IocCommander {
-        IocCommander(self.tx.clone())
-    }
-
-    /// A snapshot of the status.
-    pub fn snapshot(&self) -> IocStatus {
-        lock(&self.status).clone()
-    }
+/// Starts a task for `tid`.
+pub fn spawn(
+    ctx: Arc<IocContext>,
+    id: u64,
+    tid: Tid,
+    source: Source,
+    dlpe: Option<DiscoveryLogEntry>,
+) -> IocHandle {
+    let status = Arc::new(Mutex::new(IocStatus {
+        tid: tid.clone(),
+        source,
+        device: None,
+        connect_attempts: 0,
+        stage: Stage::Waiting,
+        dlpe,
+        listed_by: None,
+        last_error: None,
+        retry_in: None,
+    }));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let ioc = Ioc {
+        ctx,
+        id,
+        tid,
+        status: status.clone(),
+        rx,
+        rx_closed: false,
+        stop: None,
+        removed: false,
+        retry_now: false,
+    };
+    let task = tokio::spawn(ioc.run());
+    stas_common::daemon::TaskHandle::new(id, status, tx, task)
 }
 
 struct Ioc {

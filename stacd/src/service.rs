@@ -200,7 +200,7 @@ impl Service {
 
     fn spawn(&mut self, tid: Tid, source: Source, dlpe: Option<DiscoveryLogEntry>) {
         self.next_id = self.next_id.wrapping_add(1);
-        let handle = IocHandle::spawn(self.ctx.clone(), self.next_id, tid.clone(), source, dlpe);
+        let handle = crate::ioc::spawn(self.ctx.clone(), self.next_id, tid.clone(), source, dlpe);
         self.iocs.insert(tid, handle);
     }
 

@@ -199,88 +199,49 @@ impl std::fmt::Debug for DcContext {
 }
 
 /// A running DC task.
-#[derive(Debug)]
-pub struct DcHandle {
-    /// Unique id of this task.
-    pub id: u64,
-    /// Its published status.
-    pub status: Arc<Mutex<DcStatus>>,
-    tx: mpsc::UnboundedSender<Command>,
-    /// The task.
-    pub task: tokio::task::JoinHandle<()>,
-}
+pub type DcHandle = stas_common::daemon::TaskHandle<DcStatus, Command>;
 
 /// A way to send commands to a DC task from elsewhere.
-#[derive(Debug, Clone)]
-pub struct DcCommander(mpsc::UnboundedSender<Command>);
+pub type DcCommander = stas_common::daemon::Commander<Command>;
 
-impl DcCommander {
-    /// Sends a command (ignored if the task has ended).
-    pub fn send(&self, cmd: Command) {
-        let _ = self.0.send(cmd);
-    }
-}
-
-impl DcHandle {
-    /// A sender for this task's commands.
-    pub fn commander(&self) -> DcCommander {
-        DcCommander(self.tx.clone())
-    }
-
-    /// Starts a DC task, optionally with a log page restored from the
-    /// last-known configuration (served at once, before it connects).
-    pub fn spawn(
-        ctx: Arc<DcContext>,
-        id: u64,
-        tid: Tid,
-        origin: Option<Origin>,
-        cached: Option<Vec<DiscoveryLogEntry>>,
-    ) -> Self {
-        let status = Arc::new(Mutex::new(DcStatus {
-            tid: tid.clone(),
-            origin,
-            device: None,
-            connected: false,
-            have_log_pages: cached.is_some(),
-            log_pages: cached.unwrap_or_default(),
-            dctype: None,
-            connect_attempts: 0,
-            stage: Stage::Waiting,
-            last_error: None,
-            fetches: 0,
-        }));
-        let (tx, rx) = mpsc::unbounded_channel();
-        let dc = Dc {
-            ctx,
-            id,
-            tid,
-            status: status.clone(),
-            rx,
-            rx_closed: false,
-            stop: None,
-            removed: false,
-            resync: false,
-            refetch: false,
-            registered: false,
-        };
-        let task = tokio::spawn(dc.run());
-        Self {
-            id,
-            status,
-            tx,
-            task,
-        }
-    }
-
-    /// Sends a command (ignored if the task has ended).
-    pub fn send(&self, cmd: Command) {
-        let _ = self.tx.send(cmd);
-    }
-
-    /// A snapshot of the status.
-    pub fn snapshot(&self) -> DcStatus {
-        lock(&self.status).clone()
-    }
+/// Starts a DC task, optionally with a log page restored from the
+/// last-known configuration (served at once, before it connects).
+pub fn spawn(
+    ctx: Arc<DcContext>,
+    id: u64,
+    tid: Tid,
+    origin: Option<Origin>,
+    cached: Option<Vec<DiscoveryLogEntry>>,
+) -> DcHandle {
+    let status = Arc::new(Mutex::new(DcStatus {
+        tid: tid.clone(),
+        origin,
+        device: None,
+        connected: false,
+        have_log_pages: cached.is_some(),
+        log_pages: cached.unwrap_or_default(),
+        dctype: None,
+        connect_attempts: 0,
+        stage: Stage::Waiting,
+        last_error: None,
+        fetches: 0,
+    }));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let dc = Dc {
+        ctx,
+        id,
+        tid,
+        status: status.clone(),
+        rx,
+        rx_closed: false,
+        stop: None,
+        removed: false,
+        resync: false,
+        refetch: false,
+        registered: false,
+    };
+    let task = tokio::spawn(dc.run());
+    stas_common::daemon::TaskHandle::new(id, status, tx, task)
 }
 
 pub use stas_common::daemon::lock;

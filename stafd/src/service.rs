@@ -208,7 +208,7 @@ impl Service {
 
     fn spawn(&mut self, tid: Tid, origin: Option<Origin>, cached: Option<Vec<DiscoveryLogEntry>>) {
         self.next_id = self.next_id.wrapping_add(1);
-        let handle = DcHandle::spawn(self.ctx.clone(), self.next_id, tid.clone(), origin, cached);
+        let handle = crate::dc::spawn(self.ctx.clone(), self.next_id, tid.clone(), origin, cached);
         self.dcs.insert(tid, Entry { handle });
     }
 

@@ -282,3 +282,66 @@ impl<S: ControllerStatus> StatusBoard<S> {
         *lock(&self.list) = statuses;
     }
 }
+
+/// A running controller task: its id, the status it publishes, its
+/// command queue and its join handle.
+#[derive(Debug)]
+pub struct TaskHandle<S, C> {
+    /// Unique id of this task (a TID may be re-created while an old task
+    /// drains).
+    pub id: u64,
+    /// Its published status.
+    pub status: std::sync::Arc<std::sync::Mutex<S>>,
+    tx: tokio::sync::mpsc::UnboundedSender<C>,
+    /// The task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// A way to send commands to a task from elsewhere.
+#[derive(Debug)]
+pub struct Commander<C>(tokio::sync::mpsc::UnboundedSender<C>);
+
+impl<C> Clone for Commander<C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<C> Commander<C> {
+    /// Sends a command (ignored if the task has ended).
+    pub fn send(&self, cmd: C) {
+        let _ = self.0.send(cmd);
+    }
+}
+
+impl<S: Clone, C> TaskHandle<S, C> {
+    /// The handle of a task just spawned.
+    pub fn new(
+        id: u64,
+        status: std::sync::Arc<std::sync::Mutex<S>>,
+        tx: tokio::sync::mpsc::UnboundedSender<C>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        Self {
+            id,
+            status,
+            tx,
+            task,
+        }
+    }
+
+    /// Sends a command (ignored if the task has ended).
+    pub fn send(&self, cmd: C) {
+        let _ = self.tx.send(cmd);
+    }
+
+    /// A sender for this task's commands.
+    pub fn commander(&self) -> Commander<C> {
+        Commander(self.tx.clone())
+    }
+
+    /// A snapshot of the status.
+    pub fn snapshot(&self) -> S {
+        lock(&self.status).clone()
+    }
+}
