@@ -94,6 +94,7 @@ fn stafd_finds_an_announced_dc_on_the_interface_it_was_heard_on() {
     wait("stafd on the bus", Duration::from_secs(10), || {
         stafctl_json(stafctl, &addr, &["ls"]).is_array()
     });
+    let start = Instant::now();
     let responder = ResponderThread::start(&target.name, ResponderConfig::default()).unwrap();
     responder.run(Say::Announce).unwrap();
     let took = wait(
@@ -111,9 +112,10 @@ fn stafd_finds_an_announced_dc_on_the_interface_it_was_heard_on() {
                 })
         },
     );
+    // stafctl is polled every 20 ms and takes a few ms itself.
     println!(
-        "announcement -> stafd lists the DC (probed, origin discovered): {:.0} ms",
-        took.as_secs_f64() * 1000.0
+        "responder start -> stafd lists the DC (heard, probed, origin discovered): {:.0} ms",
+        start.elapsed().as_secs_f64() * 1000.0
     );
     let view = stafctl_json(stafctl, &addr, &["status"]);
     let services = view["avahi"]["services"]
