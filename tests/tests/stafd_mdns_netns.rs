@@ -97,7 +97,7 @@ fn stafd_finds_an_announced_dc_on_the_interface_it_was_heard_on() {
     let start = Instant::now();
     let responder = ResponderThread::start(&target.name, ResponderConfig::default()).unwrap();
     responder.run(Say::Announce).unwrap();
-    let took = wait(
+    wait(
         "the DC listed with origin discovered",
         Duration::from_secs(20),
         || {
