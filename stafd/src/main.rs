@@ -107,15 +107,20 @@ struct ZeroconfSetup {
 /// The zeroconf task while `[Service Discovery] zeroconf` is enabled.
 #[derive(Debug, Default)]
 struct ZeroconfTask {
-    running: Option<(config::MdnsBackend, tokio::task::JoinHandle<()>)>,
+    /// The backend and TID context it runs with, and the task.
+    running: Option<(
+        (config::MdnsBackend, TidContext),
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl ZeroconfTask {
     /// Starts, stops or restarts the task to match `cfg` (§10.1: disabling
     /// drops every record; discovered DCs then age as lost ones do).
     fn apply(&mut self, cfg: &StafdConfig, setup: &ZeroconfSetup, ctx: &TidContext) {
-        let want = cfg.zeroconf.then_some(cfg.mdns_backend);
-        if self.running.as_ref().map(|(b, _)| *b) == want
+        // A new ignore-iface changes the identities: restart with it.
+        let want = cfg.zeroconf.then(|| (cfg.mdns_backend, ctx.clone()));
+        if self.running.as_ref().map(|(b, _)| b) == want.as_ref()
             && self.running.as_ref().is_some_and(|(_, t)| !t.is_finished())
         {
             return;
@@ -128,8 +133,9 @@ impl ZeroconfTask {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         }
-        let Some(backend) = want else { return };
+        let Some((backend, ctx)) = want else { return };
         let core = zeroconf::Zeroconf::new(ctx.clone(), setup.tp8013);
+        let key = (backend, ctx);
         let handle = setup.handle.clone();
         let view = setup.view.clone();
         let bus = setup.bus.clone();
@@ -158,7 +164,7 @@ impl ZeroconfTask {
             )
             .await;
         });
-        self.running = Some((backend, task));
+        self.running = Some((key, task));
     }
 }
 
