@@ -306,13 +306,22 @@ impl StafInterface {
     }
 
     /// Every DC with its log page entries, as JSON text (§11.6).
+    ///
+    /// Before the service has restored or reconciled anything, the answer
+    /// is an error rather than `[]`: stacd must not read "no discovery
+    /// controllers yet" as "no I/O controllers wanted".
     #[zbus(name = "get_all_log_pages")]
     async fn get_all_log_pages(
         &self,
         detailed: bool,
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
-    ) -> String {
+    ) -> fdo::Result<String> {
+        if !self.cfg.view.published() {
+            return Err(fdo::Error::Failed(
+                "stafd is starting and has no discovery controllers yet; ask again shortly".into(),
+            ));
+        }
         let dcs = self.cfg.view.snapshot();
         let redact = must_redact(dcs.iter().any(has_secrets), conn, &hdr).await;
         let dcs = if detailed {
@@ -320,7 +329,7 @@ impl StafInterface {
         } else {
             dcs.into_iter().map(|s| (s, None)).collect()
         };
-        all_log_pages_json(&dcs, detailed, redact)
+        Ok(all_log_pages_json(&dcs, detailed, redact))
     }
 
     /// A DC's log page was read.
@@ -922,7 +931,8 @@ mod tests {
     #[tokio::test]
     async fn introspection_has_upstream_member_names() {
         let (_tx, queue) = signals();
-        let (_server, client) = p2p(dbus_config(View::default()), queue).await;
+        let view = View::default();
+        let (_server, client) = p2p(dbus_config(view.clone()), queue).await;
         let xml: String = client
             .call_method(
                 None::<BusName<'_>>,
@@ -966,19 +976,20 @@ mod tests {
             .deserialize()
             .unwrap();
         assert!(list.is_empty());
-        let text: String = client
-            .call_method(
+        let all = || {
+            client.call_method(
                 None::<BusName<'_>>,
                 OBJECT_PATH,
                 Some(INTERFACE),
                 "get_all_log_pages",
                 &(false,),
             )
-            .await
-            .unwrap()
-            .body()
-            .deserialize()
-            .unwrap();
+        };
+        // Before the service published anything, "no DCs" is not known yet.
+        let e = all().await.unwrap_err().to_string();
+        assert!(e.contains("stafd is starting"), "{e}");
+        view.set(Vec::new());
+        let text: String = all().await.unwrap().body().deserialize().unwrap();
         assert_eq!(text, "[]");
     }
 

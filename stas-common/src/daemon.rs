@@ -250,12 +250,14 @@ pub trait ControllerStatus: Clone {
 #[derive(Debug)]
 pub struct StatusBoard<S> {
     list: std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<std::sync::Mutex<S>>>>>,
+    published: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<S> Clone for StatusBoard<S> {
     fn clone(&self) -> Self {
         Self {
             list: self.list.clone(),
+            published: self.published.clone(),
         }
     }
 }
@@ -264,7 +266,16 @@ impl<S> Default for StatusBoard<S> {
     fn default() -> Self {
         Self {
             list: std::sync::Arc::default(),
+            published: std::sync::Arc::default(),
         }
+    }
+}
+
+impl<S> StatusBoard<S> {
+    /// Whether the service has published its list at least once (restored
+    /// or reconciled): before that, "no controllers" means "not known yet".
+    pub fn published(&self) -> bool {
+        self.published.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -280,6 +291,8 @@ impl<S: ControllerStatus> StatusBoard<S> {
     /// Replaces the list (after a reconciliation).
     pub fn set(&self, statuses: Vec<std::sync::Arc<std::sync::Mutex<S>>>) {
         *lock(&self.list) = statuses;
+        self.published
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }
 
