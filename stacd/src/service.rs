@@ -143,18 +143,7 @@ impl Service {
         config: Arc<StacdConfig>,
         lkc: Option<LkcFile>,
     ) -> (Self, ServiceHandle) {
-        let supported = match kernel.supported_options() {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!("Cannot determine which NVMe options the kernel supports: {e}");
-                nvmf_kernel::fabrics::SupportedOptions::legacy()
-            }
-        };
-        if !supported.contains("host_iface") {
-            log::warn!(
-                "The kernel does not appear to support all the options needed (host_iface); consider updating"
-            );
-        }
+        let supported = stas_common::kernel::probe_options(&*kernel, &["host_iface"]);
         let (config_tx, config_rx) = watch::channel(config);
         let (ntx, notices) = mpsc::unbounded_channel();
         let (itx, inputs) = mpsc::unbounded_channel();

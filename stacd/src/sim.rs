@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use nvmf_kernel::fabrics::{ConnectOptions, Connected, SupportedOptions};
-use nvmf_kernel::sysfs::{ControllerAddress, ControllerInfo};
+use nvmf_kernel::sysfs::ControllerInfo;
 use nvmf_kernel::{ConnectFailure, KernelError};
 use nvmf_proto::types::CntrlType;
 use stas_common::kernel::FabricKernel;
@@ -98,24 +98,7 @@ impl FabricKernel for SimKernel {
             .state()
             .controllers
             .iter()
-            .map(|(name, o)| ControllerInfo {
-                name: name.clone(),
-                instance: name.trim_start_matches("nvme").parse().unwrap_or(0),
-                transport: Some(o.transport.clone()),
-                address: Some(ControllerAddress {
-                    traddr: o.traddr.clone(),
-                    trsvcid: o.trsvcid.clone(),
-                    host_traddr: o.host_traddr.clone(),
-                    host_iface: o.host_iface.clone(),
-                    ..ControllerAddress::default()
-                }),
-                subsysnqn: Some(o.nqn.clone()),
-                hostnqn: o.hostnqn.clone(),
-                hostid: o.hostid.clone(),
-                state: Some("live".into()),
-                cntrltype: Some(CntrlType::Io),
-                ..ControllerInfo::default()
-            })
+            .map(|(name, o)| stas_common::kernel::simulated_controller(name, o, CntrlType::Io))
             .collect())
     }
 

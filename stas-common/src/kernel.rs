@@ -140,3 +140,46 @@ pub async fn resolve_configured(
     }
     out
 }
+
+/// The connect options `kernel` accepts (the legacy set when it cannot
+/// say), warning when any of `needed` is missing.
+pub fn probe_options(kernel: &dyn FabricKernel, needed: &[&str]) -> SupportedOptions {
+    let supported = kernel.supported_options().unwrap_or_else(|e| {
+        log::warn!("Cannot determine which NVMe options the kernel supports: {e}");
+        SupportedOptions::legacy()
+    });
+    if needed.iter().any(|o| !supported.contains(o)) {
+        log::warn!(
+            "The kernel does not appear to support all the options needed ({}); consider updating",
+            needed.join(", ")
+        );
+    }
+    supported
+}
+
+/// The sysfs record a kernel would show for a controller connected with
+/// `opts` as `name` (live), for simulated kernels.
+pub fn simulated_controller(
+    name: &str,
+    opts: &ConnectOptions,
+    cntrltype: nvmf_proto::types::CntrlType,
+) -> ControllerInfo {
+    ControllerInfo {
+        name: name.to_owned(),
+        instance: name.trim_start_matches("nvme").parse().unwrap_or(0),
+        transport: Some(opts.transport.clone()),
+        address: Some(nvmf_kernel::sysfs::ControllerAddress {
+            traddr: opts.traddr.clone(),
+            trsvcid: opts.trsvcid.clone(),
+            host_traddr: opts.host_traddr.clone(),
+            host_iface: opts.host_iface.clone(),
+            ..Default::default()
+        }),
+        subsysnqn: Some(opts.nqn.clone()),
+        hostnqn: opts.hostnqn.clone(),
+        hostid: opts.hostid.clone(),
+        state: Some("live".into()),
+        cntrltype: Some(cntrltype),
+        ..ControllerInfo::default()
+    }
+}
