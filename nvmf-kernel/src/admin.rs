@@ -177,8 +177,11 @@ fn read_header<T: AdminTransport + ?Sized>(
 /// Reads the discovery log page with the GENCTR protocol (kernel-interface
 /// §4.4): header, entries, header again; if GENCTR moved, go round again, up
 /// to `limits.max_rounds`. A "Discover Restart" status also starts a new
-/// round. The last command of a round has RAE clear, which re-arms the
-/// controller's Discovery Log Page Change event.
+/// round, and so do a NUMREC that changed between the two headers and an
+/// "invalid field" answer to the entries read (the page shrank under us):
+/// re-reading at once beats waiting for the caller's retry timer. The last
+/// command of a round has RAE clear, which re-arms the controller's
+/// Discovery Log Page Change event.
 pub fn read_discovery_log<T: AdminTransport + ?Sized>(
     t: &mut T,
     lsp: u8,
@@ -201,8 +204,11 @@ pub fn read_discovery_log<T: AdminTransport + ?Sized>(
             let entries = raw.get_mut(HEADER_LEN..).unwrap_or_default();
             match get_log_page(t, LID_DISCOVERY, lsp, 0, HEADER_LEN as u64, entries, false) {
                 Ok(()) => {}
+                // Discover Restart, or "invalid field" because the page
+                // shrank below the length we asked for: read it afresh.
                 Err(AdminFailure::Status(s))
-                    if s.is_discover_restart() && rounds < limits.max_rounds =>
+                    if (s.is_discover_restart() || s.code() == 0x002)
+                        && rounds < limits.max_rounds =>
                 {
                     header = read_header(t, lsp)?;
                     continue;
@@ -222,6 +228,12 @@ pub fn read_discovery_log<T: AdminTransport + ?Sized>(
             continue;
         }
         if after.numrec != header.numrec {
+            // The page changed under us without a new GENCTR (some targets
+            // do that): another round, at once.
+            if rounds < limits.max_rounds {
+                header = after;
+                continue;
+            }
             return Err(KernelError::NumrecChanged {
                 device: t.device_name().to_owned(),
                 before: header.numrec,
@@ -671,36 +683,89 @@ mod tests {
         assert!(e.to_string().contains("more than the limit"), "{e}");
     }
 
+    /// A target whose NUMREC moves without GENCTR: the first header says 2
+    /// entries, the next 1, and for `flaps` more pairs of header reads it
+    /// goes back and forth before it settles on 1.
+    struct Shrink {
+        calls: u32,
+        headers: u32,
+        flaps: u32,
+    }
+
+    impl AdminTransport for Shrink {
+        fn device_name(&self) -> &str {
+            "nvme-shrink"
+        }
+        fn submit(&mut self, cmd: &mut AdminCommand<'_>) -> Result<u32, AdminFailure> {
+            self.calls += 1;
+            let [c10, c11, c12, c13, c14, _] = cmd.cdw;
+            let is_header = GetLogPage::from_cdws([c10, c11, c12, c13, c14]).offset == 0;
+            if let Data::FromDevice(b) = &mut cmd.data {
+                b.fill(0);
+                if is_header {
+                    let k = self.headers;
+                    self.headers += 1;
+                    let flapping = k == 0 || (k <= 2 * self.flaps && k % 2 == 0);
+                    b[8] = if flapping { 2 } else { 1 };
+                }
+            }
+            Ok(0)
+        }
+    }
+
     #[test]
-    fn numrec_change_without_genctr_is_an_error() {
-        struct Shrink(u32);
-        impl AdminTransport for Shrink {
+    fn numrec_change_without_genctr_rereads_at_once() {
+        let mut t = Shrink {
+            calls: 0,
+            headers: 0,
+            flaps: 0,
+        };
+        let log = read_discovery_log(&mut t, 0, DiscoveryLogLimits::default()).unwrap();
+        assert_eq!(log.rounds, 2);
+        assert_eq!(log.page.header.numrec, 1);
+    }
+
+    #[test]
+    fn numrec_that_keeps_changing_is_an_error() {
+        let mut t = Shrink {
+            calls: 0,
+            headers: 0,
+            flaps: 100,
+        };
+        let e = read_discovery_log(&mut t, 0, DiscoveryLogLimits::default()).unwrap_err();
+        assert!(matches!(e, KernelError::NumrecChanged { .. }), "{e}");
+        assert_eq!(t.calls, 1 + 6 * 2, "a header, six rounds, then the error");
+    }
+
+    #[test]
+    fn a_page_that_shrank_under_the_entries_read_is_read_again() {
+        // nvmet answers "invalid field" (0x6002: DNR, More, SC 2) when the
+        // entries asked for are past its page's end.
+        let mut dc = FakeDc {
+            entries: entries(3),
+            ..Default::default()
+        };
+        struct Shrunk(FakeDc, bool);
+        impl AdminTransport for Shrunk {
             fn device_name(&self) -> &str {
-                "nvme-shrink"
+                "nvme-shrunk"
             }
             fn submit(&mut self, cmd: &mut AdminCommand<'_>) -> Result<u32, AdminFailure> {
-                self.0 += 1;
-                if let Data::FromDevice(b) = &mut cmd.data {
-                    b.fill(0);
-                    if self.0 != 2 {
-                        b[8] = if self.0 == 1 { 2 } else { 1 };
-                    }
+                // The first entries read, after the first header.
+                if !self.1 && self.0.log.len() == 1 {
+                    self.1 = true;
+                    self.0.entries.truncate(1);
+                    self.0.genctr += 1;
+                    return Err(AdminFailure::Status(NvmeStatus(0x6002)));
                 }
-                Ok(0)
+                self.0.submit(cmd)
             }
         }
-        let e = read_discovery_log(&mut Shrink(0), 0, DiscoveryLogLimits::default()).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                KernelError::NumrecChanged {
-                    before: 2,
-                    after: 1,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        dc.genctr = 4;
+        let mut t = Shrunk(dc, false);
+        let log = read_discovery_log(&mut t, 0, DiscoveryLogLimits::default()).unwrap();
+        assert_eq!(log.rounds, 2);
+        assert_eq!(log.page.valid_entries().count(), 1);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Attributes that an older kernel lacks are `None`, never errors: a manager
 //! must run on 5.14 as on 6.x.
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -131,6 +132,9 @@ impl ControllerInfo {
     }
 }
 
+/// A controller's subsystem (`nvme-subsysM`) and that subsystem's type.
+type SubsystemOf = (Option<String>, Option<String>);
+
 /// Access to the nvme classes of sysfs.
 #[derive(Debug, Clone)]
 pub struct Sysfs {
@@ -205,19 +209,100 @@ impl Sysfs {
     }
 
     /// Every controller, with its attributes. Controllers that vanish during
-    /// the scan are left out.
+    /// the scan are left out. Linear in controllers: the subsystems are
+    /// listed once for the whole scan, not once per controller.
     pub fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError> {
+        let subsystems = self.subsystem_members()?;
         let mut out = Vec::new();
         for name in self.controller_names()? {
-            if let Some(c) = self.controller(&name)? {
+            let subsys = subsystems.get(&name).cloned().unwrap_or_default();
+            if let Some(c) = self.read_controller(&name, Some(subsys))? {
                 out.push(c);
             }
         }
         Ok(out)
     }
 
-    /// One controller; None if it does not exist.
+    /// One controller; None if it does not exist. Walks the subsystems to
+    /// find its own (a scan of many controllers uses [`Self::controllers`]).
     pub fn controller(&self, name: &str) -> Result<Option<ControllerInfo>, KernelError> {
+        self.read_controller(name, None)
+    }
+
+    /// What identifies one controller and decides whether it may be adopted:
+    /// transport, address, NQNs, host ID, state and type, read from its own
+    /// directory alone (a handful of reads, whatever the number of
+    /// controllers). The subsystem is looked up only on kernels without
+    /// `cntrltype` (before 5.18), where classifying needs its `subsystype`.
+    /// None if the controller does not exist.
+    pub fn controller_identity(&self, name: &str) -> Result<Option<ControllerInfo>, KernelError> {
+        let Some(instance) = controller_instance(name) else {
+            return Ok(None);
+        };
+        let dir = self.controller_dir(name);
+        let attr = |a: &str| read_attr(&dir.join(a));
+        let Some(transport) = attr("transport")? else {
+            // Every controller has `transport`: the directory is gone.
+            return Ok(None);
+        };
+        let mut c = ControllerInfo {
+            name: name.to_owned(),
+            instance,
+            transport: Some(transport),
+            address: attr("address")?.map(|a| ControllerAddress::parse(&a)),
+            subsysnqn: attr("subsysnqn")?,
+            hostnqn: attr("hostnqn")?,
+            hostid: attr("hostid")?,
+            state: attr("state")?,
+            cntrltype: attr("cntrltype")?.map(|v| parse_cntrltype(&v)),
+            ..ControllerInfo::default()
+        };
+        if matches!(c.cntrltype, None | Some(CntrlType::NotReported)) {
+            (c.subsystem, c.subsystype) = self.subsystem_of(name)?;
+        }
+        Ok(Some(c))
+    }
+
+    /// A controller's `state` now (`live`, `connecting`, `deleting`, ...);
+    /// None if it is gone.
+    pub fn controller_state(&self, name: &str) -> Result<Option<String>, KernelError> {
+        if controller_instance(name).is_none() {
+            return Ok(None);
+        }
+        read_attr(&self.controller_dir(name).join("state"))
+    }
+
+    /// Controller name → (its subsystem, the subsystem's `subsystype`), from
+    /// one listing of /sys/class/nvme-subsystem.
+    fn subsystem_members(&self) -> Result<HashMap<String, SubsystemOf>, KernelError> {
+        let dir = self.sys.join("class/nvme-subsystem");
+        let mut out = HashMap::new();
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Ok(out);
+        };
+        for e in rd.filter_map(Result::ok) {
+            let Ok(members) = std::fs::read_dir(e.path()) else {
+                continue;
+            };
+            let subsys = e.file_name().to_string_lossy().into_owned();
+            let subsystype = read_attr(&e.path().join("subsystype"))?;
+            for m in members.filter_map(Result::ok) {
+                let name = m.file_name().to_string_lossy().into_owned();
+                if controller_instance(&name).is_some() {
+                    out.insert(name, (Some(subsys.clone()), subsystype.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One controller with every attribute; `subsys` is its subsystem when
+    /// the caller already knows it, else it is looked up.
+    fn read_controller(
+        &self,
+        name: &str,
+        subsys: Option<SubsystemOf>,
+    ) -> Result<Option<ControllerInfo>, KernelError> {
         let Some(instance) = controller_instance(name) else {
             return Ok(None);
         };
@@ -251,7 +336,10 @@ impl Sysfs {
                 })
             })
             .transpose()?;
-        let (subsystem, subsystype) = self.subsystem_of(name)?;
+        let (subsystem, subsystype) = match subsys {
+            Some(known) => known,
+            None => self.subsystem_of(name)?,
+        };
         Ok(Some(ControllerInfo {
             name: name.to_owned(),
             instance,
@@ -280,7 +368,7 @@ impl Sysfs {
 
     /// The subsystem holding controller `name` (the `nvme-subsysM` directory
     /// with an `nvmeN` entry, as libnvme finds it) and its `subsystype`.
-    fn subsystem_of(&self, name: &str) -> Result<(Option<String>, Option<String>), KernelError> {
+    fn subsystem_of(&self, name: &str) -> Result<SubsystemOf, KernelError> {
         let dir = self.sys.join("class/nvme-subsystem");
         let Ok(rd) = std::fs::read_dir(&dir) else {
             return Ok((None, None));
@@ -479,6 +567,57 @@ mod tests {
         assert_eq!(c10.subsystype.as_deref(), Some("nvm"));
         assert!(s.controller("nvme99").unwrap().is_none());
         assert!(s.controller("nvme-fabrics").unwrap().is_none());
+    }
+
+    #[test]
+    fn identity_reads_only_the_controllers_own_directory_and_agrees_with_the_scan() {
+        let t = FakeTree::new("identity");
+        t.ctrl(
+            "nvme3",
+            &[
+                ("transport", "tcp"),
+                ("address", "traddr=10.0.0.1,trsvcid=4420,src_addr=10.0.0.2"),
+                ("subsysnqn", "nqn.io:3"),
+                ("hostnqn", "nqn.h"),
+                ("state", "live"),
+                ("cntrltype", "io"),
+                ("kato", "5"),
+            ],
+        );
+        // Pre-5.18: no cntrltype, so the subsystem's type is looked up.
+        t.ctrl(
+            "nvme4",
+            &[
+                ("transport", "tcp"),
+                ("subsysnqn", "nqn.unique:dc"),
+                ("state", "deleting"),
+            ],
+        );
+        t.subsys("nvme-subsys3", Some("nvm"), &["nvme3"]);
+        t.subsys("nvme-subsys4", Some("discovery"), &["nvme4"]);
+        let s = t.sysfs();
+        let c3 = s.controller_identity("nvme3").unwrap().unwrap();
+        assert_eq!(c3.traddr(), Some("10.0.0.1"));
+        assert_eq!(c3.subsysnqn.as_deref(), Some("nqn.io:3"));
+        assert_eq!(c3.subsystem, None, "cntrltype is enough: no subsystem walk");
+        assert_eq!(c3.kato, None, "only what identifies it is read");
+        assert!(!c3.is_discovery() && c3.is_live());
+        let c4 = s.controller_identity("nvme4").unwrap().unwrap();
+        assert!(c4.is_discovery(), "classified through subsystype");
+        assert_eq!(
+            s.controller_state("nvme4").unwrap().as_deref(),
+            Some("deleting")
+        );
+        assert!(s.controller_identity("nvme9").unwrap().is_none());
+        assert!(s.controller_state("nvme9").unwrap().is_none());
+        // The scan sees the same subsystems as the single-controller walk.
+        let all = s.controllers().unwrap();
+        assert_eq!(all[0].subsystem.as_deref(), Some("nvme-subsys3"));
+        assert_eq!(all[1].subsystype.as_deref(), Some("discovery"));
+        assert_eq!(
+            s.controller("nvme4").unwrap().unwrap().subsystem,
+            all[1].subsystem
+        );
     }
 
     #[test]
