@@ -319,6 +319,15 @@ pub enum KernelError {
 }
 
 impl KernelError {
+    /// The NVMe status the controller answered with, when it answered
+    /// (the command reached it and was refused).
+    pub fn nvme_status(&self) -> Option<NvmeStatus> {
+        match self {
+            Self::Nvme { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             op,

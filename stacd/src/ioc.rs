@@ -13,19 +13,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, SupportedOptions};
-use nvmf_kernel::KernelError;
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::EFlags;
 use stas_common::config::StacdConfig;
+use stas_common::daemon::inventory::Role;
+use stas_common::daemon::task::{
+    self, adopt_or_connect, retry_delay, Devices, Fabric, Holder, Inbox, TaskCommand, TaskError,
+};
 use stas_common::kernel::FabricKernel;
-use stas_common::matching::{self, existing, ExistingController};
 use stas_common::tid::Tid;
 use tokio::sync::{mpsc, watch};
 
-/// Retry after the first failed connect, and after the device went away.
-pub const FAST_RETRY: Duration = Duration::from_secs(3);
-/// Retry after later failed connects.
-pub const SLOW_RETRY: Duration = Duration::from_secs(60);
+pub use stas_common::daemon::task::{FAST_RETRY, SLOW_RETRY};
 
 /// Why stacd manages an I/O controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -141,6 +140,15 @@ pub enum Notice {
     },
 }
 
+impl TaskCommand for Command {
+    fn stop(&self) -> Option<bool> {
+        match self {
+            Self::Stop { keep_connection } => Some(*keep_connection),
+            _ => None,
+        }
+    }
+}
+
 /// The host identity I/O controllers connect with.
 #[derive(Debug, Clone, Default)]
 pub struct HostInfo {
@@ -154,8 +162,8 @@ pub struct HostInfo {
 
 /// What every I/O controller task shares.
 pub struct IocContext {
-    /// The kernel.
-    pub kernel: Arc<dyn FabricKernel>,
+    /// The kernel, the controller inventory and the connect bound.
+    pub fabric: Fabric<dyn FabricKernel>,
     /// The host identity.
     pub host: Arc<HostInfo>,
     /// The current configuration.
@@ -164,6 +172,8 @@ pub struct IocContext {
     pub supported: Arc<SupportedOptions>,
     /// Where notices go.
     pub notices: mpsc::UnboundedSender<Notice>,
+    /// Which task holds which kernel device.
+    pub devices: Devices<Command>,
 }
 
 impl std::fmt::Debug for IocContext {
@@ -176,9 +186,6 @@ impl std::fmt::Debug for IocContext {
 
 /// A running I/O controller task.
 pub type IocHandle = stas_common::daemon::TaskHandle<IocStatus, Command>;
-
-/// A way to send commands to an I/O controller task from elsewhere.
-pub type IocCommander = stas_common::daemon::Commander<Command>;
 
 pub use stas_common::daemon::lock;
 
@@ -208,14 +215,14 @@ pub fn spawn(
         retry_in: None,
     }));
     let (tx, rx) = mpsc::unbounded_channel();
+    let me = stas_common::daemon::Commander::new(tx.clone());
     let ioc = Ioc {
         ctx,
         id,
         tid,
         status: status.clone(),
-        rx,
-        rx_closed: false,
-        stop: None,
+        inbox: Inbox::new(rx),
+        me,
         removed: false,
         retry_now: false,
     };
@@ -228,16 +235,12 @@ struct Ioc {
     id: u64,
     tid: Tid,
     status: Arc<Mutex<IocStatus>>,
-    rx: mpsc::UnboundedReceiver<Command>,
-    rx_closed: bool,
-    stop: Option<bool>,
+    inbox: Inbox<Command>,
+    /// Our own command queue, for whoever routes our device's events.
+    me: stas_common::daemon::Commander<Command>,
     removed: bool,
     /// Attempt now instead of waiting for the retry timer.
     retry_now: bool,
-}
-
-fn parse_override<T: std::str::FromStr>(tid: &Tid, key: &str) -> Option<T> {
-    tid.cfg.get(key).and_then(|v| v.parse().ok())
 }
 
 impl Ioc {
@@ -245,61 +248,45 @@ impl Ioc {
         f(&mut lock(&self.status));
     }
 
-    fn note(&mut self, cmd: Option<Command>) {
-        match cmd {
-            Some(Command::Dlpe(e)) => {
-                let mut s = lock(&self.status);
-                let ncc_before = s.ncc();
-                s.dlpe = Some(*e);
-                // NCC lifted while not connected: start over at once (§7.6).
-                if ncc_before && !s.ncc() && s.stage != Stage::Connected {
-                    s.connect_attempts = 0;
-                    self.retry_now = true;
+    /// Applies the commands that arrived (stops are the inbox's).
+    fn apply(&mut self) {
+        let cmds: Vec<Command> = self.inbox.take().collect();
+        for cmd in cmds {
+            match cmd {
+                Command::Dlpe(e) => {
+                    let mut s = lock(&self.status);
+                    let ncc_before = s.ncc();
+                    s.dlpe = Some(*e);
+                    // NCC lifted while not connected: start over at once (§7.6).
+                    if ncc_before && !s.ncc() && s.stage != Stage::Connected {
+                        s.connect_attempts = 0;
+                        self.retry_now = true;
+                    }
                 }
-            }
-            Some(Command::Removed) => self.removed = true,
-            Some(Command::Reload) => {
-                if lock(&self.status).stage == Stage::GaveUp {
-                    self.retry_now = true;
+                Command::Removed => self.removed = true,
+                Command::Reload => {
+                    if lock(&self.status).stage == Stage::GaveUp {
+                        self.retry_now = true;
+                    }
                 }
-            }
-            // The first stop decides: shutdown must not turn a pending
-            // disconnect into a keep.
-            Some(Command::Stop { keep_connection }) => {
-                self.stop.get_or_insert(keep_connection);
-            }
-            None => {
-                // The service dropped us without a word: leave the kernel as it is.
-                self.rx_closed = true;
-                self.stop.get_or_insert(true);
-            }
-        }
-    }
-
-    /// Runs a kernel call on the blocking pool, taking commands meanwhile.
-    async fn blocking<T: Send + 'static>(
-        &mut self,
-        f: impl FnOnce(&dyn FabricKernel) -> Result<T, KernelError> + Send + 'static,
-    ) -> Result<T, String> {
-        let kernel = self.ctx.kernel.clone();
-        let mut job = tokio::task::spawn_blocking(move || f(&*kernel).map_err(|e| e.to_string()));
-        loop {
-            tokio::select! {
-                r = &mut job => return r.unwrap_or_else(|e| Err(format!("kernel worker failed: {e}"))),
-                cmd = self.rx.recv(), if !self.rx_closed => self.note(cmd),
+                Command::Stop { .. } => {}
             }
         }
     }
 
     /// Waits for a command that needs attention, at most `limit`.
     async fn wait(&mut self, limit: Option<Duration>) {
-        let sleep = tokio::time::sleep(limit.unwrap_or(Duration::MAX));
-        tokio::pin!(sleep);
-        while !(self.stop.is_some() || self.removed || self.retry_now || self.rx_closed) {
-            tokio::select! {
-                () = &mut sleep, if limit.is_some() => return,
-                cmd = self.rx.recv() => self.note(cmd),
+        let deadline = limit.map(|l| tokio::time::Instant::now() + l);
+        loop {
+            self.apply();
+            if self.inbox.stopping() || self.removed || self.retry_now {
+                return;
             }
+            let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                return;
+            }
+            self.inbox.wait(left).await;
         }
     }
 
@@ -312,25 +299,28 @@ impl Ioc {
 
     async fn run(mut self) {
         let mut device: Option<String> = None;
-        while self.stop.is_none() {
+        while !self.inbox.stopping() {
             self.retry_now = false;
             match self.connect().await {
                 Ok(None) => {
-                    log::debug!(
-                        "{} - the audited connection is gone; nothing to adopt",
-                        self.tid
-                    );
-                    self.stop.get_or_insert(true);
+                    if !self.inbox.stopping() {
+                        log::debug!(
+                            "{} - the audited connection is gone; nothing to adopt",
+                            self.tid
+                        );
+                    }
+                    break;
                 }
                 Ok(Some(dev)) => {
                     device = Some(dev.clone());
                     self.wait(None).await;
-                    if self.stop.is_some() {
+                    if self.inbox.stopping() {
                         break;
                     }
                     if std::mem::take(&mut self.removed) {
                         log::info!("{} | {dev} - Received \"remove\" event", self.tid);
                         device = None;
+                        self.ctx.devices.unbind(&dev, self.id);
                         self.set(|s| {
                             s.device = None;
                             s.connect_attempts = 0;
@@ -345,14 +335,9 @@ impl Ioc {
                     } else {
                         log::debug!("{} connect attempt {attempts} failed: {e}", self.tid);
                     }
-                    self.set(|s| s.last_error = Some(e));
+                    self.set(|s| s.last_error = Some(e.to_string()));
                     if self.keep_trying() {
-                        let delay = if attempts <= 1 {
-                            FAST_RETRY
-                        } else {
-                            SLOW_RETRY
-                        };
-                        self.backoff(delay).await;
+                        self.backoff(retry_delay(attempts)).await;
                     } else {
                         log::info!(
                             "{} - NCC set and {attempts} connect attempts failed; waiting for the log page entry to change",
@@ -364,20 +349,20 @@ impl Ioc {
                 }
             }
         }
-        let keep = self.stop.unwrap_or(true);
+        self.apply();
+        let keep = self.inbox.stop().unwrap_or(true);
         self.set(|s| s.stage = Stage::Stopping);
         if let (Some(dev), false) = (device, keep) {
             log::info!("{} | {dev} - Disconnect initiated", self.tid);
-            let d = dev.clone();
-            match self.blocking(move |k| k.disconnect(&d)).await {
+            match task::disconnect(&mut self.inbox, &self.ctx.fabric, &dev).await {
                 Ok(()) => log::info!("{} | {dev} - Disconnected", self.tid),
                 Err(e) => log::warn!("{} | {dev} - Disconnect failed: {e}", self.tid),
             }
         }
-        self.set(|s| {
-            s.stage = Stage::Stopped;
-            s.device = None;
-        });
+        if let Some(dev) = lock(&self.status).device.take() {
+            self.ctx.devices.unbind(&dev, self.id);
+        }
+        self.set(|s| s.stage = Stage::Stopped);
         let _ = self.ctx.notices.send(Notice::Stopped {
             tid: self.tid.clone(),
             id: self.id,
@@ -398,51 +383,46 @@ impl Ioc {
 
     /// Adopts a matching kernel connection, or makes one. An audited
     /// controller only adopts: the connection the audit saw may be gone by
-    /// now (being disposed of), and then there is nothing to do (`None`).
-    async fn connect(&mut self) -> Result<Option<String>, String> {
+    /// now (being disposed of), and then there is nothing to do (`None`,
+    /// as when told to stop before the connect could start).
+    async fn connect(&mut self) -> Result<Option<String>, TaskError> {
         self.set(|s| {
             s.connect_attempts = s.connect_attempts.saturating_add(1);
             s.stage = Stage::Connecting;
         });
-        let tid = self.tid.clone();
-        let opts = self.connect_options();
-        let supported = self.ctx.supported.clone();
         let adopt_only = lock(&self.status).source == Source::Audit;
-        let found = self
-            .blocking(move |k| {
-                let ifaces = k.interfaces();
-                let found: Vec<ExistingController> = k
-                    .controllers()?
-                    .iter()
-                    .filter(|c| {
-                        !c.state
-                            .as_deref()
-                            .unwrap_or_default()
-                            .starts_with("deleting")
-                    })
-                    .map(existing)
-                    .collect();
-                if let Some(c) = matching::find_ioc(&found, &tid, &ifaces) {
-                    return Ok(Some((c.name.clone(), true)));
-                }
-                if adopt_only {
-                    return Ok(None);
-                }
-                k.connect(&opts, &supported)
-                    .map(|c| Some((c.name(), false)))
-            })
-            .await?;
-        let Some((dev, adopted)) = found else {
+        let opts = self.connect_options();
+        let bound = adopt_or_connect(
+            &mut self.inbox,
+            &self.ctx.fabric,
+            Role::Io,
+            &self.tid,
+            opts,
+            self.ctx.supported.clone(),
+            adopt_only,
+        )
+        .await;
+        self.apply();
+        let Some(bound) = bound? else {
             return Ok(None);
         };
+        let dev = bound.device;
         log::info!(
             "{} | {dev} - Connection established!{}",
             self.tid,
-            if adopted {
+            if bound.adopted {
                 " (existing connection adopted)"
             } else {
                 ""
             }
+        );
+        self.ctx.devices.bind(
+            &dev,
+            Holder {
+                id: self.id,
+                tid: self.tid.clone(),
+                commander: self.me.clone(),
+            },
         );
         self.set(|s| {
             s.device = Some(dev.clone());
@@ -454,44 +434,25 @@ impl Ioc {
     }
 
     /// The connect options of §5.4: the per-controller override, else the
-    /// `[Global]` value.
+    /// `[Global]` value; DH-HMAC-CHAP from the controller, else sys.conf.
     fn connect_options(&self) -> ConnectOptions {
         let cfg = self.ctx.config.borrow().clone();
-        let g = &cfg.global;
-        let t = &self.tid;
-        let mut o = ConnectOptions::new(
+        let host = &self.ctx.host;
+        let mut o = task::connect_options(
             ControllerKind::Io,
-            &t.transport,
-            &t.subsysnqn,
-            Some(t.traddr.as_str()).filter(|a| !a.is_empty()),
+            &self.tid,
+            &cfg.global,
+            &self.ctx.supported,
+            &host.hostnqn,
+            &host.hostid,
         );
-        o.trsvcid = Some(t.trsvcid.clone()).filter(|s| !s.is_empty());
-        o.host_traddr = Some(t.host_traddr.clone()).filter(|s| !s.is_empty());
-        if !g.ignore_iface && self.ctx.supported.contains("host_iface") {
-            o.host_iface = Some(t.host_iface.clone()).filter(|s| !s.is_empty());
-        }
-        o.hostnqn = Some(self.ctx.host.hostnqn.clone());
-        o.hostid = Some(self.ctx.host.hostid.clone());
-        o.keep_alive_tmo = parse_override(t, "kato").or(g.kato);
-        o.reconnect_delay = parse_override(t, "reconnect-delay").or(g.reconnect_delay);
-        o.ctrl_loss_tmo = parse_override(t, "ctrl-loss-tmo").or(g.ctrl_loss_tmo);
-        o.queue_size = parse_override(t, "queue-size").or(g.queue_size);
-        o.nr_io_queues = parse_override(t, "nr-io-queues").or(g.nr_io_queues);
-        o.nr_write_queues = parse_override(t, "nr-write-queues").or(g.nr_write_queues);
-        o.nr_poll_queues = parse_override(t, "nr-poll-queues").or(g.nr_poll_queues);
-        o.disable_sqflow = parse_override(t, "disable-sqflow")
-            .or(g.disable_sqflow)
-            .unwrap_or(false);
-        if t.transport == "tcp" {
-            o.hdr_digest = parse_override(t, "hdr-digest").unwrap_or(g.hdr_digest);
-            o.data_digest = parse_override(t, "data-digest").unwrap_or(g.data_digest);
-        }
-        o.dhchap_secret = t
+        o.dhchap_secret = self
+            .tid
             .cfg
             .get("dhchap-secret")
             .cloned()
-            .or_else(|| self.ctx.host.hostkey.clone());
-        o.dhchap_ctrl_secret = t.cfg.get("dhchap-ctrl-secret").cloned();
+            .or_else(|| host.hostkey.clone());
+        o.dhchap_ctrl_secret = self.tid.cfg.get("dhchap-ctrl-secret").cloned();
         o
     }
 }

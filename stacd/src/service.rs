@@ -21,9 +21,11 @@ use nvmf_kernel::uevent::{Action, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::SubType;
 use stas_common::config::{DisconnectScope, StacdConfig};
+use stas_common::daemon::inventory::{Inventory, Role};
+use stas_common::daemon::task::{ConnectGate, Devices, Fabric};
 use stas_common::kernel::{resolve_configured, FabricKernel};
 use stas_common::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
-use stas_common::matching::{existing, tid_of_existing};
+use stas_common::matching::tid_of_existing;
 use stas_common::tid::{filter_addresses, remove_excluded, Tid, TidContext};
 use stas_common::Cid;
 use tokio::sync::{mpsc, watch};
@@ -108,6 +110,9 @@ pub struct Service {
     lkc_written: Arc<std::sync::Mutex<u64>>,
     view: View,
     audit_at: Option<Instant>,
+    /// What the pending audit covers: every controller (start, reload,
+    /// lost events), or only those the kernel added since the last one.
+    audit_scope: AuditScope,
     /// Counters.
     pub stats: Stats,
     shutting_down: bool,
@@ -119,6 +124,28 @@ impl std::fmt::Debug for Service {
             .field("iocs", &self.iocs.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
+    }
+}
+
+/// The controllers an audit looks at.
+#[derive(Debug, Default)]
+enum AuditScope {
+    /// Every controller.
+    #[default]
+    All,
+    /// Only these, named by `add` events.
+    Added(BTreeSet<String>),
+}
+
+impl AuditScope {
+    fn widen(&mut self) {
+        *self = Self::All;
+    }
+
+    fn add(&mut self, device: &str) {
+        if let Self::Added(set) = self {
+            set.insert(device.to_owned());
+        }
     }
 }
 
@@ -143,16 +170,32 @@ impl Service {
         config: Arc<StacdConfig>,
         lkc: Option<LkcFile>,
     ) -> (Self, ServiceHandle) {
+        Self::with_gate(kernel, host, config, lkc, ConnectGate::from_env())
+    }
+
+    /// [`Self::new`] with an explicit bound on connects in flight.
+    pub fn with_gate(
+        kernel: Arc<dyn FabricKernel>,
+        host: HostInfo,
+        config: Arc<StacdConfig>,
+        lkc: Option<LkcFile>,
+        gate: ConnectGate,
+    ) -> (Self, ServiceHandle) {
         let supported = stas_common::kernel::probe_options(&*kernel, &["host_iface"]);
         let (config_tx, config_rx) = watch::channel(config);
         let (ntx, notices) = mpsc::unbounded_channel();
         let (itx, inputs) = mpsc::unbounded_channel();
         let ctx = Arc::new(IocContext {
-            kernel,
+            fabric: Fabric {
+                kernel,
+                inventory: Arc::new(Inventory::new()),
+                gate,
+            },
             host: Arc::new(host),
             config: config_rx,
             supported: Arc::new(supported),
             notices: ntx,
+            devices: Devices::default(),
         });
         let view = View::default();
         let svc = Self {
@@ -170,6 +213,7 @@ impl Service {
             lkc_written: Arc::default(),
             view: view.clone(),
             audit_at: None,
+            audit_scope: AuditScope::All,
             stats: Stats::default(),
             shutting_down: false,
         };
@@ -216,27 +260,34 @@ impl Service {
             }
         };
         let ctx = self.tid_context();
-        let kernel = self.ctx.kernel.clone();
-        let scan = tokio::task::spawn_blocking(move || {
-            let ifaces = kernel.interfaces();
-            let found: Vec<_> = kernel
-                .controllers()
-                .unwrap_or_default()
-                .iter()
-                .map(existing)
-                .collect();
-            (ifaces, found)
+        let tids: Vec<(Tid, Option<String>)> = lkc
+            .controllers
+            .into_iter()
+            .map(|rec| {
+                let cid: Cid = rec.tid.into_iter().collect();
+                (Tid::from_cid(&cid, &ctx), rec.origin)
+            })
+            .collect();
+        let (kernel, inventory) = (
+            self.ctx.fabric.kernel.clone(),
+            self.ctx.fabric.inventory.clone(),
+        );
+        // One scan (the inventory's first), then a lookup per controller.
+        let alive = tokio::task::spawn_blocking(move || {
+            tids.into_iter()
+                .filter(|(tid, _)| {
+                    let found = inventory.find(&*kernel, Role::Io, tid);
+                    if !matches!(found, Ok(Some(_))) {
+                        log::debug!("{tid} - no kernel connection left; not restored");
+                    }
+                    matches!(found, Ok(Some(_)))
+                })
+                .collect::<Vec<_>>()
         })
         .await;
-        let Ok((ifaces, found)) = scan else { return };
-        for rec in lkc.controllers {
-            let cid: Cid = rec.tid.into_iter().collect();
-            let tid = Tid::from_cid(&cid, &ctx);
-            if stas_common::matching::find_ioc(&found, &tid, &ifaces).is_none() {
-                log::debug!("{tid} - no kernel connection left; not restored");
-                continue;
-            }
-            let source = match rec.origin.as_deref() {
+        let Ok(alive) = alive else { return };
+        for (tid, origin) in alive {
+            let source = match origin.as_deref() {
                 Some("configured") => Source::Configured,
                 _ => Source::Restored,
             };
@@ -338,7 +389,7 @@ impl Service {
             })
             .collect();
         let (configured, _) = remove_excluded(&cfg.excludes, configured);
-        let kernel: Arc<dyn FabricKernel> = self.ctx.kernel.clone();
+        let kernel: Arc<dyn FabricKernel> = self.ctx.fabric.kernel.clone();
         let configured = resolve_configured(kernel, cfg.global.ip_family, configured).await;
         let discovered = self.discovered(&ctx);
 
@@ -448,27 +499,29 @@ impl Service {
         match item {
             UeventItem::Lost => {
                 log::warn!("Kernel events were lost (uevent socket overflow); checking every I/O controller");
-                let kernel = self.ctx.kernel.clone();
-                let iocs: Vec<(String, crate::ioc::IocCommander)> = self
+                let (kernel, inventory) = (
+                    self.ctx.fabric.kernel.clone(),
+                    self.ctx.fabric.inventory.clone(),
+                );
+                let devices = self.ctx.devices.clone();
+                let held: Vec<String> = self
                     .iocs
                     .values()
-                    .filter_map(|h| Some((lock(&h.status).device.clone()?, h.commander())))
+                    .filter_map(|h| lock(&h.status).device.clone())
                     .collect();
                 tokio::spawn(async move {
-                    let present: Option<BTreeSet<String>> =
-                        tokio::task::spawn_blocking(move || kernel.controllers())
-                            .await
-                            .ok()
-                            .and_then(Result::ok)
-                            .map(|v| v.into_iter().map(|c| c.name).collect());
-                    let Some(present) = present else { return };
-                    for (dev, h) in iocs {
-                        if !present.contains(&dev) {
-                            h.send(Command::Removed);
+                    // One full scan, shared with any lookup that wants one.
+                    let present =
+                        tokio::task::spawn_blocking(move || inventory.rescan(&*kernel)).await;
+                    let Ok(Ok(present)) = present else { return };
+                    for dev in held.iter().filter(|d| !present.contains(*d)) {
+                        if let Some(h) = devices.holder(dev) {
+                            h.commander.send(Command::Removed);
                         }
                     }
                 });
                 if audit {
+                    self.audit_scope.widen();
                     self.audit_at = Some(Instant::now());
                 }
             }
@@ -476,19 +529,22 @@ impl Service {
                 if !ev.is_nvme_controller() {
                     return;
                 }
+                self.ctx.fabric.inventory.note_uevent(&ev);
                 match ev.action {
                     Action::Remove => {
-                        let dev = ev.devname();
-                        if let Some(h) = self
-                            .iocs
-                            .values()
-                            .find(|h| lock(&h.status).device.as_deref() == Some(dev))
-                        {
-                            h.send(Command::Removed);
+                        if let Some(h) = self.ctx.devices.holder(ev.devname()) {
+                            h.commander.send(Command::Removed);
                         }
                     }
-                    Action::Add if audit => {
-                        self.audit_at = Some(Instant::now() + AUDIT_DELAY);
+                    // A controller still connecting when its audit reads it
+                    // is audited again when it comes live.
+                    Action::Add | Action::Change
+                        if audit
+                            && (ev.action == Action::Add
+                                || ev.nvme_event() == Some("connected")) =>
+                    {
+                        self.audit_scope.add(ev.devname());
+                        self.audit_at.get_or_insert(Instant::now() + AUDIT_DELAY);
                     }
                     _ => {}
                 }
@@ -507,16 +563,26 @@ impl Service {
             .map(|t| t.as_str().to_owned())
             .collect();
         let ctx = self.tid_context();
-        let kernel = self.ctx.kernel.clone();
+        let (kernel, inventory) = (
+            self.ctx.fabric.kernel.clone(),
+            self.ctx.fabric.inventory.clone(),
+        );
+        let scope = std::mem::replace(&mut self.audit_scope, AuditScope::Added(BTreeSet::new()));
         let tx = self.inputs_tx.clone();
         tokio::spawn(async move {
             let found = tokio::task::spawn_blocking(move || {
-                let ifaces = kernel.interfaces();
-                kernel
-                    .controllers()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(existing)
+                let controllers = match &scope {
+                    AuditScope::All => inventory.all(&*kernel),
+                    AuditScope::Added(names) => inventory.read_some(&*kernel, names),
+                }
+                .unwrap_or_default();
+                let ifaces = if controllers.is_empty() {
+                    Default::default()
+                } else {
+                    kernel.interfaces()
+                };
+                controllers
+                    .into_iter()
                     .filter(|c| c.is_ioc && trtypes.contains(&c.transport))
                     .map(|c| tid_of_existing(&c, &ifaces, &ctx))
                     .collect::<Vec<Tid>>()
@@ -585,6 +651,7 @@ impl Service {
                 if self.config().disconnect_scope
                     == DisconnectScope::AllConnectionsMatchingDisconnectTrtypes
                 {
+                    self.audit_scope.widen();
                     self.audit_at = Some(Instant::now());
                 }
                 *want_reconcile = true;

@@ -29,6 +29,10 @@ pub struct SimState {
     pub connects: Vec<ConnectOptions>,
     /// Devices deleted.
     pub disconnects: Vec<String>,
+    /// Full scans of every controller (`controllers()` calls).
+    pub full_scans: u64,
+    /// Single-controller reads.
+    pub reads: u64,
 }
 
 /// The simulated kernel.
@@ -94,12 +98,20 @@ impl FabricKernel for SimKernel {
     }
 
     fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError> {
-        Ok(self
-            .state()
-            .controllers
+        let mut s = self.state();
+        s.full_scans += 1;
+        Ok(s.controllers
             .iter()
             .map(|(name, o)| stas_common::kernel::simulated_controller(name, o, CntrlType::Io))
             .collect())
+    }
+
+    fn controller(&self, name: &str) -> Result<Option<ControllerInfo>, KernelError> {
+        let mut s = self.state();
+        s.reads += 1;
+        Ok(s.controllers
+            .get(name)
+            .map(|o| stas_common::kernel::simulated_controller(name, o, CntrlType::Io)))
     }
 
     fn interfaces(&self) -> InterfaceTable {

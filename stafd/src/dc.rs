@@ -13,21 +13,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, SupportedOptions};
-use nvmf_kernel::KernelError;
 use nvmf_proto::dim::{DimData, Registration, Tas};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::{AdrFam, DcType, SubType};
 use stas_common::config::StafdConfig;
-use stas_common::matching::{self, existing, ExistingController};
+use stas_common::daemon::inventory::Role;
+use stas_common::daemon::task::{
+    self, adopt_or_connect, retry_delay, Devices, Fabric, Holder, Inbox, TaskCommand, TaskError,
+};
 use stas_common::tid::{is_unusable_dlpe_traddr, Tid};
 use tokio::sync::{mpsc, watch};
 
 use crate::kernel::Kernel;
 
-/// Retry after the first failed connect, and after the device went away.
-pub const FAST_RETRY: Duration = Duration::from_secs(3);
-/// Retry after later failed connects.
-pub const SLOW_RETRY: Duration = Duration::from_secs(60);
+pub use stas_common::daemon::task::{FAST_RETRY, SLOW_RETRY};
 /// Retry of a failed registration.
 pub const REGISTER_RETRY: Duration = Duration::from_secs(5);
 /// Retry of a failed log page read.
@@ -159,6 +158,15 @@ pub enum Command {
     },
 }
 
+impl TaskCommand for Command {
+    fn stop(&self) -> Option<bool> {
+        match self {
+            Self::Stop { keep_connection } => Some(*keep_connection),
+            _ => None,
+        }
+    }
+}
+
 /// The host identity DCs connect and register with.
 #[derive(Debug, Clone, Default)]
 pub struct HostInfo {
@@ -178,8 +186,8 @@ pub struct HostInfo {
 
 /// What every DC task shares.
 pub struct DcContext {
-    /// The kernel.
-    pub kernel: Arc<dyn Kernel>,
+    /// The kernel, the controller inventory and the connect bound.
+    pub fabric: Fabric<dyn Kernel>,
     /// The host identity.
     pub host: Arc<HostInfo>,
     /// The current configuration.
@@ -188,6 +196,8 @@ pub struct DcContext {
     pub supported: Arc<SupportedOptions>,
     /// Where notices go.
     pub notices: mpsc::UnboundedSender<Notice>,
+    /// Which task holds which kernel device.
+    pub devices: Devices<Command>,
 }
 
 impl std::fmt::Debug for DcContext {
@@ -227,14 +237,14 @@ pub fn spawn(
         fetches: 0,
     }));
     let (tx, rx) = mpsc::unbounded_channel();
+    let me = stas_common::daemon::Commander::new(tx.clone());
     let dc = Dc {
         ctx,
         id,
         tid,
         status: status.clone(),
-        rx,
-        rx_closed: false,
-        stop: None,
+        inbox: Inbox::new(rx),
+        me,
         removed: false,
         resync: false,
         refetch: false,
@@ -257,9 +267,9 @@ struct Dc {
     id: u64,
     tid: Tid,
     status: Arc<Mutex<DcStatus>>,
-    rx: mpsc::UnboundedReceiver<Command>,
-    rx_closed: bool,
-    stop: Option<bool>,
+    inbox: Inbox<Command>,
+    /// Our own command queue, for whoever routes our device's events.
+    me: stas_common::daemon::Commander<Command>,
     removed: bool,
     resync: bool,
     refetch: bool,
@@ -272,25 +282,20 @@ enum Next {
     Stop,
 }
 
-fn parse_override<T: std::str::FromStr>(tid: &Tid, key: &str) -> Option<T> {
-    tid.cfg.get(key).and_then(|v| v.parse().ok())
-}
-
 impl Dc {
     fn set(&self, f: impl FnOnce(&mut DcStatus)) {
         f(&mut lock(&self.status));
     }
 
-    fn note(&mut self, cmd: Option<Command>) {
-        match cmd {
-            Some(Command::Aen) => self.refetch = true,
-            Some(Command::Resync) => self.resync = true,
-            Some(Command::Removed) => self.removed = true,
-            Some(Command::Stop { keep_connection }) => self.stop = Some(keep_connection),
-            None => {
-                // The service dropped us without a word: leave the kernel as it is.
-                self.rx_closed = true;
-                self.stop.get_or_insert(true);
+    /// Applies the commands that arrived (stops are the inbox's).
+    fn apply(&mut self) {
+        let cmds: Vec<Command> = self.inbox.take().collect();
+        for cmd in cmds {
+            match cmd {
+                Command::Aen => self.refetch = true,
+                Command::Resync => self.resync = true,
+                Command::Removed => self.removed = true,
+                Command::Stop { .. } => {}
             }
         }
     }
@@ -298,43 +303,37 @@ impl Dc {
     /// Runs a kernel call on the blocking pool, taking commands meanwhile.
     async fn blocking<T: Send + 'static>(
         &mut self,
-        f: impl FnOnce(&dyn Kernel) -> Result<T, KernelError> + Send + 'static,
-    ) -> Result<T, String> {
-        let kernel = self.ctx.kernel.clone();
-        let mut job = tokio::task::spawn_blocking(move || f(&*kernel).map_err(|e| e.to_string()));
-        loop {
-            tokio::select! {
-                r = &mut job => return r.unwrap_or_else(|e| Err(format!("kernel worker failed: {e}"))),
-                cmd = self.rx.recv(), if !self.rx_closed => self.note(cmd),
-            }
-        }
+        f: impl FnOnce(&dyn Kernel) -> Result<T, nvmf_kernel::KernelError> + Send + 'static,
+    ) -> Result<T, TaskError> {
+        let r = self.inbox.blocking(&self.ctx.fabric.kernel, f).await;
+        self.apply();
+        r
     }
 
     /// Waits `d`, or less if a command needs attention.
     async fn pause(&mut self, d: Duration) {
-        let sleep = tokio::time::sleep(d);
-        tokio::pin!(sleep);
+        let deadline = tokio::time::Instant::now() + d;
         loop {
-            tokio::select! {
-                () = &mut sleep => return,
-                cmd = self.rx.recv(), if !self.rx_closed => {
-                    self.note(cmd);
-                    if self.stop.is_some() || self.removed || self.resync {
-                        return;
-                    }
-                }
+            self.apply();
+            if self.inbox.stopping() || self.removed || self.resync {
+                return;
             }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            self.inbox.wait(Some(left)).await;
         }
     }
 
     /// Waits for a command that needs attention while steady.
     async fn idle(&mut self) {
-        while !(self.stop.is_some() || self.removed || self.resync || self.refetch) {
-            if self.rx_closed {
+        loop {
+            self.apply();
+            if self.inbox.stopping() || self.removed || self.resync || self.refetch {
                 return;
             }
-            let cmd = self.rx.recv().await;
-            self.note(cmd);
+            self.inbox.wait(None).await;
         }
     }
 
@@ -342,13 +341,13 @@ impl Dc {
         let mut delay = Duration::ZERO;
         let mut device: Option<String> = None;
         loop {
-            if self.stop.is_some() {
+            if self.inbox.stopping() {
                 break;
             }
             if !delay.is_zero() {
                 self.set(|s| s.stage = Stage::Waiting);
                 self.pause(delay).await;
-                if self.stop.is_some() {
+                if self.inbox.stopping() {
                     break;
                 }
                 // A device removal while waiting changes nothing: we reconnect anyway.
@@ -356,7 +355,9 @@ impl Dc {
                 self.resync = false;
             }
             match self.connect().await {
-                Ok(dev) => {
+                // Told to stop before the connect could start.
+                Ok(None) => break,
+                Ok(Some(dev)) => {
                     device = Some(dev.clone());
                     match self.serve(&dev).await {
                         Next::Stop => break,
@@ -373,16 +374,13 @@ impl Dc {
                     } else {
                         log::debug!("{} connect attempt {attempts} failed: {e}", self.tid);
                     }
-                    self.set(|s| s.last_error = Some(e));
-                    delay = if attempts <= 1 {
-                        FAST_RETRY
-                    } else {
-                        SLOW_RETRY
-                    };
+                    self.set(|s| s.last_error = Some(e.to_string()));
+                    delay = retry_delay(attempts);
                 }
             }
         }
-        let keep = self.stop.unwrap_or(true);
+        self.apply();
+        let keep = self.inbox.stop().unwrap_or(true);
         if let (Some(dev), false) = (device, keep) {
             if self.registered {
                 // Tell the CDC/DDC we are leaving before we go (TP8010);
@@ -397,10 +395,12 @@ impl Dc {
                 }
             }
             log::info!("{} | {dev} - Disconnect initiated", self.tid);
-            let d = dev.clone();
-            if let Err(e) = self.blocking(move |k| k.disconnect(&d)).await {
+            if let Err(e) = task::disconnect(&mut self.inbox, &self.ctx.fabric, &dev).await {
                 log::warn!("{} | {dev} - Disconnect failed: {e}", self.tid);
             }
+        }
+        if let Some(dev) = lock(&self.status).device.clone() {
+            self.ctx.devices.unbind(&dev, self.id);
         }
         self.set(|s| {
             s.stage = Stage::Stopped;
@@ -412,44 +412,54 @@ impl Dc {
         });
     }
 
-    /// Adopts a matching kernel connection, or makes one.
-    async fn connect(&mut self) -> Result<String, String> {
+    /// Adopts a matching kernel connection, or makes one; `None` if told
+    /// to stop before the connect could start.
+    async fn connect(&mut self) -> Result<Option<String>, TaskError> {
         self.set(|s| {
             s.connect_attempts = s.connect_attempts.saturating_add(1);
             s.stage = Stage::Connecting;
         });
-        let tid = self.tid.clone();
-        let opts = self.connect_options();
-        let supported = self.ctx.supported.clone();
-        let result = self
-            .blocking(move |k| {
-                let ifaces = k.interfaces();
-                let existing: Vec<ExistingController> = k
-                    .controllers()?
-                    .iter()
-                    .filter(|c| {
-                        !c.state
-                            .as_deref()
-                            .unwrap_or_default()
-                            .starts_with("deleting")
-                    })
-                    .map(existing)
-                    .collect();
-                if let Some(c) = matching::find_dc(&existing, &tid, &ifaces) {
-                    return Ok((c.name.clone(), true));
-                }
-                k.connect(&opts, &supported).map(|c| (c.name(), false))
-            })
-            .await;
-        let (dev, adopted) = result?;
+        let cfg = self.ctx.config.borrow().clone();
+        let host = &self.ctx.host;
+        let opts: ConnectOptions = task::connect_options(
+            ControllerKind::Discovery,
+            &self.tid,
+            &cfg.global,
+            &self.ctx.supported,
+            &host.hostnqn,
+            &host.hostid,
+        );
+        let bound = adopt_or_connect(
+            &mut self.inbox,
+            &self.ctx.fabric,
+            Role::Discovery,
+            &self.tid,
+            opts,
+            self.ctx.supported.clone(),
+            false,
+        )
+        .await;
+        self.apply();
+        let Some(bound) = bound? else {
+            return Ok(None);
+        };
+        let dev = bound.device;
         log::info!(
             "{} | {dev} - Connection established!{}",
             self.tid,
-            if adopted {
+            if bound.adopted {
                 " (existing connection adopted)"
             } else {
                 ""
             }
+        );
+        self.ctx.devices.bind(
+            &dev,
+            Holder {
+                id: self.id,
+                tid: self.tid.clone(),
+                commander: self.me.clone(),
+            },
         );
         self.set(|s| {
             s.device = Some(dev.clone());
@@ -457,37 +467,7 @@ impl Dc {
             s.connect_attempts = 0;
             s.last_error = None;
         });
-        Ok(dev)
-    }
-
-    fn connect_options(&self) -> ConnectOptions {
-        let cfg = self.ctx.config.borrow().clone();
-        let g = &cfg.global;
-        let t = &self.tid;
-        let mut o = ConnectOptions::new(
-            ControllerKind::Discovery,
-            &t.transport,
-            &t.subsysnqn,
-            Some(&t.traddr),
-        );
-        o.trsvcid = Some(t.trsvcid.clone()).filter(|s| !s.is_empty());
-        o.host_traddr = Some(t.host_traddr.clone()).filter(|s| !s.is_empty());
-        if !g.ignore_iface && self.ctx.supported.contains("host_iface") {
-            o.host_iface = Some(t.host_iface.clone()).filter(|s| !s.is_empty());
-        }
-        o.hostnqn = Some(self.ctx.host.hostnqn.clone());
-        o.hostid = Some(self.ctx.host.hostid.clone());
-        o.keep_alive_tmo = parse_override(t, "kato").or(g.kato);
-        o.reconnect_delay = parse_override(t, "reconnect-delay").or(g.reconnect_delay);
-        o.ctrl_loss_tmo = parse_override(t, "ctrl-loss-tmo").or(g.ctrl_loss_tmo);
-        o.disable_sqflow = parse_override(t, "disable-sqflow")
-            .or(g.disable_sqflow)
-            .unwrap_or(false);
-        if t.transport == "tcp" {
-            o.hdr_digest = parse_override(t, "hdr-digest").unwrap_or(g.hdr_digest);
-            o.data_digest = parse_override(t, "data-digest").unwrap_or(g.data_digest);
-        }
-        o
+        Ok(Some(dev))
     }
 
     fn first_stage(&self, dctype: DcType) -> Stage {
@@ -527,11 +507,12 @@ impl Dc {
         // A resync asked for before we connected is already served by this pass.
         self.resync = false;
         loop {
-            if self.stop.is_some() {
+            if self.inbox.stopping() {
                 return Next::Stop;
             }
             if std::mem::take(&mut self.removed) {
                 log::info!("{} | {device} - Received \"remove\" event", self.tid);
+                self.ctx.devices.unbind(device, self.id);
                 self.set(|s| {
                     s.device = None;
                     s.connected = false;
@@ -560,7 +541,7 @@ impl Dc {
                             self.registered = true;
                             stage = self.after_registration(dctype);
                         }
-                        Err(e) if e.contains("NVMe status") => {
+                        Err(e) if e.nvme_status().is_some() => {
                             // The controller answered: registration refused, carry on.
                             log::warn!("{} | {device} - Registration error. {e}.", self.tid);
                             stage = self.after_registration(dctype);
@@ -612,7 +593,7 @@ impl Dc {
                                     self.tid
                                 );
                             }
-                            self.set(|s| s.last_error = Some(e));
+                            self.set(|s| s.last_error = Some(e.to_string()));
                             self.pause(FETCH_RETRY).await;
                         }
                     }

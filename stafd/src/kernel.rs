@@ -68,6 +68,10 @@ impl FabricKernel for SystemKernel {
         self.fabric.controllers()
     }
 
+    fn controller(&self, name: &str) -> Result<Option<ControllerInfo>, KernelError> {
+        self.fabric.controller(name)
+    }
+
     fn interfaces(&self) -> InterfaceTable {
         self.fabric.interfaces()
     }

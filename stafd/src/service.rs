@@ -18,6 +18,8 @@ use nvmf_kernel::uevent::{Uevent, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 use stas_common::config::StafdConfig;
+use stas_common::daemon::inventory::Inventory;
+use stas_common::daemon::task::{ConnectGate, Devices, Fabric};
 use stas_common::kernel::{resolve_configured, FabricKernel};
 use stas_common::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
 use stas_common::tid::{filter_addresses, remove_excluded, Tid, TidContext};
@@ -112,6 +114,10 @@ pub struct Service {
     zeroconf: BTreeSet<Tid>,
     /// Discovered DCs neither reported nor connected, since when (§6.7).
     lost: BTreeMap<Tid, tokio::time::Instant>,
+    /// Whether some discovered DC is not reported by mDNS (its connect
+    /// state must be looked at again), as of the last [`Self::check_lost`]:
+    /// origins and reports change only where that runs.
+    unreported: bool,
     /// Counters.
     pub stats: Stats,
     shutting_down: bool,
@@ -156,11 +162,16 @@ impl Service {
         let (ntx, notices) = mpsc::unbounded_channel();
         let (itx, inputs) = mpsc::unbounded_channel();
         let ctx = Arc::new(DcContext {
-            kernel,
+            fabric: Fabric {
+                kernel,
+                inventory: Arc::new(Inventory::new()),
+                gate: ConnectGate::from_env(),
+            },
             host: Arc::new(host),
             config: config_rx,
             supported: Arc::new(supported),
             notices: ntx,
+            devices: Devices::default(),
         });
         let view = View::default();
         let svc = Self {
@@ -178,6 +189,7 @@ impl Service {
             nbft: None,
             zeroconf: BTreeSet::new(),
             lost: BTreeMap::new(),
+            unreported: false,
             stats: Stats::default(),
             shutting_down: false,
         };
@@ -302,7 +314,7 @@ impl Service {
         if let Some(c) = &self.nbft {
             return c.clone();
         }
-        let tables = self.ctx.kernel.nbft_tables();
+        let tables = self.ctx.fabric.kernel.nbft_tables();
         if !tables.is_empty() {
             let paths: Vec<String> = tables
                 .iter()
@@ -320,7 +332,7 @@ impl Service {
                 }
             })
             .collect();
-        let kernel = self.ctx.kernel.clone();
+        let kernel = self.ctx.fabric.kernel.clone();
         let cids = stas_common::nbft::discovery_cids(&parsed, |mac| kernel.interface_with_mac(mac));
         self.nbft = Some(cids.clone());
         cids
@@ -348,7 +360,7 @@ impl Service {
             .collect();
         let (configured, _) = remove_excluded(&cfg.excludes, configured);
         // FC and loop DCs have no port; unlike upstream they are kept (§18).
-        let kernel: Arc<dyn FabricKernel> = self.ctx.kernel.clone();
+        let kernel: Arc<dyn FabricKernel> = self.ctx.fabric.kernel.clone();
         let configured: Vec<Tid> = resolve_configured(kernel, cfg.global.ip_family, configured)
             .await
             .into_iter()
@@ -463,11 +475,12 @@ impl Service {
     fn check_lost(&mut self) {
         let now = tokio::time::Instant::now();
         let persistence = self.config().zeroconf_persistence;
+        self.unreported = false;
         for (tid, e) in &self.dcs {
             let s = lock(&e.handle.status);
-            let lost = s.origin == Some(Origin::Discovered)
-                && !self.zeroconf.contains(tid)
-                && !s.connected;
+            let unreported = s.origin == Some(Origin::Discovered) && !self.zeroconf.contains(tid);
+            self.unreported |= unreported;
+            let lost = unreported && !s.connected;
             if !lost || persistence.duration().is_none() {
                 self.lost.remove(tid);
                 continue;
@@ -505,12 +518,7 @@ impl Service {
     /// not signalled to the service).
     fn lost_deadline(&self) -> Option<tokio::time::Instant> {
         let recheck = self
-            .dcs
-            .iter()
-            .any(|(t, e)| {
-                lock(&e.handle.status).origin == Some(Origin::Discovered)
-                    && !self.zeroconf.contains(t)
-            })
+            .unreported
             .then(|| tokio::time::Instant::now() + LOST_RECHECK);
         let expiry = self
             .config()
@@ -523,32 +531,29 @@ impl Service {
         }
     }
 
-    fn device_owner(&self, device: &str) -> Option<&Entry> {
-        self.dcs
-            .values()
-            .find(|e| lock(&e.handle.status).device.as_deref() == Some(device))
-    }
-
     fn on_uevent(&mut self, item: UeventItem) {
         match item {
             UeventItem::Lost => {
                 // Events were lost: whatever they said, find out again.
                 self.stats.resyncs = self.stats.resyncs.saturating_add(1);
                 log::warn!("Kernel events were lost (uevent socket overflow); resynchronising every discovery controller");
-                let kernel = self.ctx.kernel.clone();
+                let (kernel, inventory) = (
+                    self.ctx.fabric.kernel.clone(),
+                    self.ctx.fabric.inventory.clone(),
+                );
                 let dcs: Vec<(Option<String>, DcCommander)> = self
                     .dcs
                     .values()
                     .map(|e| (lock(&e.handle.status).device.clone(), e.handle.commander()))
                     .collect();
-                // The sysfs scan runs on the blocking pool, not on the loop.
+                // One full scan, on the blocking pool, shared with any
+                // lookup that wants one meanwhile.
                 tokio::spawn(async move {
                     let present: BTreeSet<String> =
-                        tokio::task::spawn_blocking(move || kernel.controllers())
+                        tokio::task::spawn_blocking(move || inventory.rescan(&*kernel))
                             .await
                             .ok()
                             .and_then(Result::ok)
-                            .map(|v| v.into_iter().map(|c| c.name).collect())
                             .unwrap_or_default();
                     for (dev, c) in dcs {
                         match dev {
@@ -566,14 +571,15 @@ impl Service {
         if !ev.is_nvme_controller() {
             return;
         }
+        self.ctx.fabric.inventory.note_uevent(ev);
         let dev = ev.devname();
-        let Some(e) = self.device_owner(dev) else {
+        let Some(holder) = self.ctx.devices.holder(dev) else {
             self.forward_unmanaged(ev);
             return;
         };
-        let tid = lock(&e.handle.status).tid.clone();
+        let (tid, e) = (holder.tid, holder.commander);
         match ev.action {
-            nvmf_kernel::uevent::Action::Remove => e.handle.send(Command::Removed),
+            nvmf_kernel::uevent::Action::Remove => e.send(Command::Removed),
             nvmf_kernel::uevent::Action::Change => {
                 if let Some(aen) = ev.aen() {
                     log::info!(
@@ -581,11 +587,11 @@ impl Service {
                         ev.get("NVME_AEN").unwrap_or_default()
                     );
                     if aen.is_ok_and(|a| a.is_discovery_log_change()) {
-                        e.handle.send(Command::Aen);
+                        e.send(Command::Aen);
                     }
                 }
                 if matches!(ev.nvme_event(), Some("connected" | "rediscover")) {
-                    e.handle.send(Command::Resync);
+                    e.send(Command::Resync);
                 }
             }
             _ => {}
@@ -619,13 +625,14 @@ impl Service {
             ev.get("NVME_HOST_TRADDR"),
             ev.get("NVME_HOST_IFACE"),
         );
-        let kernel = self.ctx.kernel.clone();
-        // Whether it is a DC needs sysfs: ask on the blocking pool.
+        let kernel = self.ctx.fabric.kernel.clone();
+        // Whether it is a DC needs sysfs (that controller's own attributes
+        // only): ask on the blocking pool.
         tokio::task::spawn_blocking(move || {
             let is_dc = kernel
-                .controllers()
+                .controller(&dev)
                 .ok()
-                .and_then(|v| v.into_iter().find(|c| c.name == dev))
+                .flatten()
                 .is_some_and(|c| c.is_discovery());
             if is_dc {
                 kernel.forward_to_nvme_cli(&instance);

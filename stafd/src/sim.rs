@@ -62,6 +62,10 @@ pub struct SimState {
     pub nbft: Vec<Vec<u8>>,
     /// nvmf-connect@ instances started for unmanaged DCs.
     pub forwarded: Vec<String>,
+    /// Full scans of every controller (`controllers()` calls).
+    pub full_scans: u64,
+    /// Single-controller reads.
+    pub reads: u64,
 }
 
 /// The simulated kernel.
@@ -197,6 +201,15 @@ impl SimKernel {
     }
 }
 
+/// The sysfs record of simulated controller `name`.
+fn simulated_dc(s: &SimState, name: &str) -> Option<ControllerInfo> {
+    let (o, key) = s.controllers.get(name)?;
+    Some(ControllerInfo {
+        dctype: s.dcs.get(key).and_then(|d| d.dctype),
+        ..stas_common::kernel::simulated_controller(name, o, CntrlType::Discovery)
+    })
+}
+
 impl FabricKernel for SimKernel {
     fn supported_options(&self) -> Result<SupportedOptions, KernelError> {
         Ok(SupportedOptions::parse(
@@ -205,20 +218,18 @@ impl FabricKernel for SimKernel {
     }
 
     fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError> {
-        let s = self.state();
+        let mut s = self.state();
+        s.full_scans += 1;
         Ok(s.controllers
-            .iter()
-            .map(|(name, (o, _))| {
-                let dctype = s.dcs.get(&(
-                    o.traddr.clone().unwrap_or_default(),
-                    o.trsvcid.clone().unwrap_or_default(),
-                ));
-                ControllerInfo {
-                    dctype: dctype.and_then(|d| d.dctype),
-                    ..stas_common::kernel::simulated_controller(name, o, CntrlType::Discovery)
-                }
-            })
+            .keys()
+            .filter_map(|name| simulated_dc(&s, name))
             .collect())
+    }
+
+    fn controller(&self, name: &str) -> Result<Option<ControllerInfo>, KernelError> {
+        let mut s = self.state();
+        s.reads += 1;
+        Ok(simulated_dc(&s, name))
     }
 
     fn interfaces(&self) -> InterfaceTable {

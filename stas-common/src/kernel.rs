@@ -15,8 +15,14 @@ use crate::matching::{Interface, InterfaceTable};
 pub trait FabricKernel: Send + Sync + 'static {
     /// The connect options the kernel accepts.
     fn supported_options(&self) -> Result<SupportedOptions, KernelError>;
-    /// The controllers that exist (sysfs).
+    /// The controllers that exist, every attribute (a full sysfs scan: the
+    /// daemons make one at start and one after lost events, see
+    /// [`crate::daemon::inventory`]).
     fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError>;
+    /// What identifies one controller (transport, address, NQNs, state,
+    /// type), read from its own sysfs directory; None if it is gone.
+    fn controller(&self, name: &str) -> Result<Option<ControllerInfo>, KernelError>;
+
     /// Network interfaces and their addresses.
     fn interfaces(&self) -> InterfaceTable;
     /// Connects a controller (seconds).
@@ -45,6 +51,10 @@ impl FabricKernel for SystemFabric {
 
     fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError> {
         Sysfs::new(&self.paths).controllers()
+    }
+
+    fn controller(&self, name: &str) -> Result<Option<ControllerInfo>, KernelError> {
+        Sysfs::new(&self.paths).controller_identity(name)
     }
 
     fn interfaces(&self) -> InterfaceTable {

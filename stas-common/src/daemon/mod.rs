@@ -1,6 +1,9 @@
 //! Process plumbing stafd and stacd share: the runtime, the start-up checks
 //! with upstream's messages, `--version`, `--check-config`, and the signals
-//! a daemon reacts to.
+//! a daemon reacts to; the controller inventory ([`inventory`]).
+
+pub mod inventory;
+pub mod task;
 
 use std::fmt::Display;
 use std::path::Path;
@@ -321,6 +324,11 @@ impl<C> Clone for Commander<C> {
 }
 
 impl<C> Commander<C> {
+    /// A commander over a task's queue.
+    pub fn new(tx: tokio::sync::mpsc::UnboundedSender<C>) -> Self {
+        Self(tx)
+    }
+
     /// Sends a command (ignored if the task has ended).
     pub fn send(&self, cmd: C) {
         let _ = self.0.send(cmd);
