@@ -29,6 +29,8 @@ pub struct SimState {
     pub connects: Vec<ConnectOptions>,
     /// Devices deleted.
     pub disconnects: Vec<String>,
+    /// Connect calls that entered the kernel (held ones included).
+    pub connects_started: u64,
     /// Full scans of every controller (`controllers()` calls).
     pub full_scans: u64,
     /// Single-controller reads.
@@ -128,6 +130,7 @@ impl FabricKernel for SimKernel {
         opts: &ConnectOptions,
         _: &SupportedOptions,
     ) -> Result<Connected, KernelError> {
+        self.state().connects_started += 1;
         {
             let (lock, cv) = &self.gate;
             let mut held = lock

@@ -15,9 +15,10 @@ use stas_common::config::{parse_stacd, StacdConfig};
 use stas_common::lkc::LkcFile;
 
 use crate::ioc::{HostInfo, IocStatus, Source, Stage};
-use crate::service::{Input, Service, ServiceHandle, Stats};
+use crate::service::{Input, Service, ServiceHandle, Stats, AUDIT_DELAY};
 use crate::sim::SimKernel;
 use crate::staf::{DcLogPages, StafView};
+use stas_common::daemon::task::DEFAULT_CONNECTS_IN_FLIGHT;
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
@@ -622,5 +623,161 @@ async fn a_dc_that_has_not_read_its_page_yet_takes_nothing_away() {
     // Read: the page really is empty now.
     h.handle.send(staf_page(vec![], true));
     h.gone("nqn.a").await;
+    h.stop().await;
+}
+
+/// `n` subsystems everybody reaches, named in the configuration.
+fn many(sim: &SimKernel, n: usize, extra: &str) -> Arc<StacdConfig> {
+    sim.state().accept_all = true;
+    let mut text = format!("{extra}[Controllers]\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "controller = transport=tcp;traddr=10.2.{}.{};nqn=nqn.new:{i}\n",
+            i / 250,
+            i % 250 + 1
+        ));
+    }
+    config(&text)
+}
+
+/// `n` connections made by someone else before stacd starts.
+fn existing(sim: &SimKernel, n: usize) {
+    for i in 0..n {
+        let traddr = format!("10.9.{}.{}", i / 250, i % 250 + 1);
+        sim.add_existing(io_opts(&traddr, &format!("nqn.ext:{i}"), "tcp"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn connecting_beside_ten_thousand_controllers_costs_one_scan() {
+    let sim = SimKernel::new();
+    existing(&sim, 10_000);
+    let cfg = many(&sim, 200, "");
+    let h = start_with(sim.clone(), cfg, None).await;
+    until("200 connected", || {
+        let v = h.iocs();
+        v.len() == 200 && v.iter().all(IocStatus::connected)
+    })
+    .await;
+    let (scans, reads) = {
+        let s = sim.state();
+        (s.full_scans, s.reads)
+    };
+    assert_eq!(scans, 1, "one scan at start, none per connect");
+    assert!(reads <= 2 * 200, "{reads} single reads for 200 connects");
+
+    // Events: a removal of ours, an addition of someone else's.
+    let dev = h.ioc("nqn.new:7").unwrap().device.unwrap();
+    sim.vanish(&dev);
+    h.kernel_event("remove", &dev);
+    let ext = sim.add_existing(io_opts("10.9.200.1", "nqn.ext:late", "tcp"));
+    h.kernel_event("add", &ext);
+    settle().await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    until("reconnected", || {
+        h.ioc("nqn.new:7")
+            .is_some_and(|s| s.connected() && s.device.as_deref() != Some(dev.as_str()))
+    })
+    .await;
+    assert_eq!(sim.state().full_scans, 1, "events cost no scan");
+
+    h.handle.send(Input::Uevent(UeventItem::Lost));
+    until("resync", || sim.state().full_scans == 2).await;
+    settle().await;
+    assert_eq!(
+        sim.state().full_scans,
+        2,
+        "lost events cost exactly one scan"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_audit_after_an_add_reads_only_what_was_added() {
+    let sim = SimKernel::new();
+    existing(&sim, 300);
+    let cfg = many(
+        &sim,
+        0,
+        "[I/O controller connection management]\ndisconnect-scope=all-connections-matching-disconnect-trtypes\ndisconnect-trtypes=tcp\n",
+    );
+    let h = start_with(sim.clone(), cfg, None).await;
+    h.handle.send(staf(vec![]));
+    // The start-up audit adopts and then disconnects all 300 (unwanted).
+    until("external connections disposed of", || {
+        sim.state().controllers.is_empty() && h.iocs().is_empty()
+    })
+    .await;
+    settle().await;
+    let reads = sim.state().reads;
+    assert_eq!(sim.state().full_scans, 1);
+    let dev = sim.add_existing(io_opts("10.9.0.1", "nqn.ext:new", "tcp"));
+    h.kernel_event("add", &dev);
+    settle().await;
+    tokio::time::advance(AUDIT_DELAY).await;
+    until("the new one disposed of", || {
+        sim.state().controllers.is_empty()
+    })
+    .await;
+    let (scans, extra) = {
+        let s = sim.state();
+        (s.full_scans, s.reads - reads)
+    };
+    assert_eq!(scans, 1, "an add costs no scan");
+    assert!(extra <= 3, "{extra} reads for one added controller");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn connects_in_flight_are_bounded_and_shutdown_starts_no_new_one() {
+    let sim = SimKernel::new();
+    sim.hold_connects(true);
+    let cfg = many(&sim, 400, "");
+    let h = start_with(sim.clone(), cfg, None).await;
+    until("connects in flight", || {
+        sim.state().connects_started == DEFAULT_CONNECTS_IN_FLIGHT as u64
+    })
+    .await;
+    settle().await;
+    assert_eq!(
+        sim.state().connects_started,
+        DEFAULT_CONNECTS_IN_FLIGHT as u64,
+        "400 wanted, the gate's width in flight"
+    );
+    h.handle.send(Input::Shutdown);
+    settle().await;
+    sim.hold_connects(false);
+    h.task.await.unwrap();
+    let s = sim.state();
+    assert_eq!(
+        s.connects_started, DEFAULT_CONNECTS_IN_FLIGHT as u64,
+        "the queued 396 never started"
+    );
+    assert!(s.disconnects.is_empty(), "shutdown keeps what it connected");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_connect_is_dropped_when_no_longer_wanted() {
+    let sim = SimKernel::new();
+    sim.hold_connects(true);
+    let cfg = many(&sim, 50, "");
+    let h = start_with(sim.clone(), cfg, None).await;
+    until("connects in flight", || {
+        sim.state().connects_started == DEFAULT_CONNECTS_IN_FLIGHT as u64
+    })
+    .await;
+    h.handle.send(Input::Reload(config("")));
+    until("none wanted", || h.iocs().is_empty()).await;
+    sim.hold_connects(false);
+    until("in-flight ones disposed of", || {
+        sim.state().disconnects.len() == DEFAULT_CONNECTS_IN_FLIGHT
+    })
+    .await;
+    settle().await;
+    {
+        let s = sim.state();
+        assert_eq!(s.connects_started, DEFAULT_CONNECTS_IN_FLIGHT as u64);
+        assert!(s.controllers.is_empty());
+    }
     h.stop().await;
 }

@@ -571,6 +571,78 @@ async fn stop_waits_for_a_connect_in_flight_then_disconnects() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_dc_removed_during_a_connect_is_disconnected_though_shutdown_keeps_connections() {
+    // The removal decides first; the shutdown after it (persistent
+    // connections) must not turn that disconnect into a keep.
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::None, vec![]);
+    sim.hold_connects();
+    let h = start_with(sim.clone(), config(ONE_DC), None);
+    until("connect in flight", || {
+        h.dc("10.0.0.1")
+            .is_some_and(|d| d.stage == Stage::Connecting)
+    })
+    .await;
+    settle().await;
+    h.handle.send(Input::Reload(config("")));
+    until("removed", || h.dc("10.0.0.1").is_none()).await;
+    h.handle.send(Input::Shutdown);
+    settle().await;
+    sim.release();
+    h.task.await.unwrap();
+    let s = sim.state();
+    assert_eq!(s.connects.len(), 1);
+    assert_eq!(
+        s.disconnects,
+        ["nvme0"],
+        "the removed DC is not left connected"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_dcs_cost_one_scan_and_events_none() {
+    let sim = SimKernel::new();
+    let mut cfg = String::from("[Controllers]\n");
+    for i in 0..1000 {
+        let traddr = format!("10.1.{}.{}", i / 250, i % 250 + 1);
+        sim.add_dc(&traddr, "8009", DcType::None, vec![]);
+        cfg.push_str(&format!("controller = transport=tcp;traddr={traddr}\n"));
+    }
+    let h = start_with(sim.clone(), config(&cfg), None);
+    until("all steady", || {
+        let d = h.dcs();
+        d.len() == 1000 && d.iter().all(|d| d.stage == Stage::Steady)
+    })
+    .await;
+    assert_eq!(
+        sim.state().full_scans,
+        1,
+        "one scan at start, none per connect"
+    );
+    let dev = h.dc("10.1.0.1").unwrap().device.unwrap();
+    for _ in 0..100 {
+        h.aen(&dev);
+    }
+    h.uevent(&[
+        &format!("remove@/devices/virtual/nvme-fabrics/ctl/{dev}"),
+        "ACTION=remove",
+        "SUBSYSTEM=nvme",
+        &format!("DEVNAME={dev}"),
+    ]);
+    settle().await;
+    assert_eq!(sim.state().full_scans, 1, "events cost no scan");
+    h.handle.send(Input::Uevent(UeventItem::Lost));
+    until("resync", || sim.state().full_scans == 2).await;
+    settle().await;
+    assert_eq!(
+        sim.state().full_scans,
+        2,
+        "lost events cost exactly one scan"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn last_known_config_restores_cached_pages_before_connecting() {
     let dir = std::env::temp_dir().join(format!("stafd-lkc-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -224,9 +224,12 @@ pub struct Fabric<K: ?Sized> {
 }
 
 /// Adopts the kernel connection that already serves `tid`, else (unless
-/// `adopt_only`) connects with `opts`: in one job on the blocking pool once
-/// `gate` lets it start. `Ok(None)`: told to stop before it started, or
-/// nothing to adopt.
+/// `adopt_only`) connects with `opts` once `gate` lets it start, looking
+/// once more then (someone may have connected it meanwhile). Each step is
+/// one job on the blocking pool. `Ok(None)`: nothing to adopt, or told to
+/// stop before the connect could start. Adopting needs no permit, so an
+/// audit's tasks bind their connections (and can dispose of them) however
+/// many connects are queued.
 pub async fn adopt_or_connect<K, C>(
     inbox: &mut Inbox<C>,
     fabric: &Fabric<K>,
@@ -240,6 +243,22 @@ where
     K: FabricKernel + ?Sized,
     C: TaskCommand,
 {
+    let adopted = |device| {
+        Some(Bound {
+            device,
+            adopted: true,
+        })
+    };
+    let (inventory, t) = (fabric.inventory.clone(), tid.clone());
+    let found = inbox
+        .blocking(&fabric.kernel, move |k| inventory.find(k, role, &t))
+        .await?;
+    if let Some(device) = found {
+        return Ok(adopted(device));
+    }
+    if adopt_only {
+        return Ok(None);
+    }
     let Some(permit) = inbox.permit(&fabric.gate).await else {
         return Ok(None);
     };
@@ -248,13 +267,7 @@ where
         .blocking(&fabric.kernel, move |k| {
             let _permit = permit;
             if let Some(device) = inventory.find(k, role, &tid)? {
-                return Ok(Some(Bound {
-                    device,
-                    adopted: true,
-                }));
-            }
-            if adopt_only {
-                return Ok(None);
+                return Ok(adopted(device));
             }
             let device = k.connect(&opts, &supported)?.name();
             inventory.note_connected(k, &device);
