@@ -37,12 +37,16 @@ pub(crate) fn start_stacd() -> std::io::Result<Child> {
         .spawn()
 }
 
-/// Live-or-connecting I/O controllers: subsystem NQN -> device.
+/// Live-or-connecting I/O controllers: subsystem NQN -> device. Reads
+/// each controller's identifying attributes only (no subsystem walk, no
+/// full attribute set): the checks poll it while stacd works, and must not
+/// compete with what they measure.
 pub(crate) fn iocs(sysfs: &Sysfs) -> BTreeMap<String, String> {
     sysfs
-        .controllers()
+        .controller_names()
         .unwrap_or_default()
-        .into_iter()
+        .iter()
+        .filter_map(|n| sysfs.controller_identity(n).ok().flatten())
         .filter(|c| !c.is_discovery())
         .filter(|c| {
             !c.state
@@ -72,6 +76,16 @@ pub(crate) fn namespaces(dev: &str) -> usize {
 pub(crate) async fn until(
     what: &str,
     timeout: Duration,
+    cond: impl FnMut() -> bool,
+) -> Result<Duration, String> {
+    until_every(what, timeout, Duration::from_millis(1), cond).await
+}
+
+/// Polls `cond` every `every` until it holds; how long that took.
+pub(crate) async fn until_every(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
     mut cond: impl FnMut() -> bool,
 ) -> Result<Duration, String> {
     let start = Instant::now();
@@ -79,7 +93,7 @@ pub(crate) async fn until(
         if cond() {
             return Ok(start.elapsed());
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::time::sleep(every).await;
     }
     Err(format!("{what}: not within {timeout:?}"))
 }
@@ -397,7 +411,7 @@ pub fn scenario(r: &mut Report) {
             for n in SCALE_FIRST..SCALE_FIRST + SCALE_COUNT {
                 t.link(1, &sub(n)).map_err(|e| e.to_string())?;
             }
-            let took = until("100 more connected", Duration::from_secs(240), || {
+            let took = until_every("100 more connected", Duration::from_secs(240), Duration::from_millis(50), || {
                 let m = iocs(&sysfs);
                 (SCALE_FIRST..SCALE_FIRST + SCALE_COUNT).all(|n| m.contains_key(&sub(n)))
             })
