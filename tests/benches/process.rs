@@ -81,7 +81,7 @@ fn main() {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for n in [1usize, 100] {
+        for n in [1usize, 100, 1000] {
             match run(bin, n) {
                 Some((ready, steady, rss)) => println!(
                     "{name} --sim {n}: exec -> READY=1 {:.1} ms, all {n} {what} {:.1} ms, VmRSS {rss} KiB ({:.1} MiB)",
