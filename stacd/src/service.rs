@@ -22,7 +22,7 @@ use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::SubType;
 use stas_common::config::{DisconnectScope, StacdConfig};
 use stas_common::daemon::inventory::{Inventory, Role};
-use stas_common::daemon::task::{ConnectGate, Devices, Fabric};
+use stas_common::daemon::task::{ConnectGate, Devices, Draining, Fabric};
 use stas_common::kernel::{resolve_configured, FabricKernel};
 use stas_common::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
 use stas_common::matching::tid_of_existing;
@@ -99,7 +99,7 @@ pub struct Service {
     iocs: BTreeMap<Tid, IocHandle>,
     /// Tasks told to stop that have not ended yet (upstream's terminator):
     /// their TID is not re-created until they have.
-    draining: Vec<IocHandle>,
+    draining: Draining<IocStatus, Command>,
     next_id: u64,
     notices: mpsc::UnboundedReceiver<Notice>,
     inputs: mpsc::UnboundedReceiver<Input>,
@@ -202,7 +202,7 @@ impl Service {
             ctx,
             config_tx,
             iocs: BTreeMap::new(),
-            draining: Vec::new(),
+            draining: Draining::default(),
             next_id: 0,
             notices,
             inputs,
@@ -243,7 +243,7 @@ impl Service {
     }
 
     fn pending_disposal(&self, tid: &Tid) -> bool {
-        self.draining.iter().any(|h| lock(&h.status).tid == *tid)
+        self.draining.holds(tid)
     }
 
     /// Recreates the controllers of the last-known configuration that still
@@ -454,7 +454,7 @@ impl Service {
                 h.send(Command::Stop {
                     keep_connection: keep,
                 });
-                self.draining.push(h);
+                self.draining.push(tid.clone(), h);
             }
         }
         for tid in &wanted {
@@ -617,8 +617,7 @@ impl Service {
     fn on_notice(&mut self, n: Notice) -> bool {
         match n {
             Notice::Stopped { tid, id } => {
-                let was_draining = self.draining.iter().any(|h| h.id == id);
-                self.draining.retain(|h| h.id != id);
+                let was_draining = self.draining.ended(&tid, id);
                 if self.iocs.get(&tid).is_some_and(|h| h.id == id) {
                     // It ended by itself (an audited connection already gone).
                     self.iocs.remove(&tid);
@@ -708,7 +707,7 @@ impl Service {
         }
         let handles: Vec<IocHandle> = std::mem::take(&mut self.iocs)
             .into_values()
-            .chain(std::mem::take(&mut self.draining))
+            .chain(self.draining.take_all())
             .collect();
         for h in &handles {
             h.send(Command::Stop {

@@ -19,7 +19,7 @@ use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 use stas_common::config::StafdConfig;
 use stas_common::daemon::inventory::Inventory;
-use stas_common::daemon::task::{ConnectGate, Devices, Fabric};
+use stas_common::daemon::task::{ConnectGate, Devices, Draining, Fabric};
 use stas_common::kernel::{resolve_configured, FabricKernel};
 use stas_common::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
 use stas_common::tid::{filter_addresses, remove_excluded, Tid, TidContext};
@@ -95,7 +95,7 @@ pub struct Service {
     ctx: Arc<DcContext>,
     config_tx: watch::Sender<Arc<StafdConfig>>,
     dcs: BTreeMap<Tid, Entry>,
-    draining: Vec<DcHandle>,
+    draining: Draining<DcStatus, Command>,
     next_id: u64,
     notices: mpsc::UnboundedReceiver<Notice>,
     inputs: mpsc::UnboundedReceiver<Input>,
@@ -178,7 +178,7 @@ impl Service {
             ctx,
             config_tx,
             dcs: BTreeMap::new(),
-            draining: Vec::new(),
+            draining: Draining::default(),
             next_id: 0,
             notices,
             inputs,
@@ -444,7 +444,7 @@ impl Service {
                 e.handle.send(Command::Stop {
                     keep_connection: false,
                 });
-                self.draining.push(e.handle);
+                self.draining.push(tid.clone(), e.handle);
             }
         }
         if !to_del.is_empty() {
@@ -651,7 +651,7 @@ impl Service {
                 referrals_changed
             }
             Notice::Stopped { tid, id } => {
-                self.draining.retain(|h| h.id != id);
+                self.draining.ended(&tid, id);
                 if self.dcs.get(&tid).is_some_and(|e| e.handle.id == id) {
                     // It ended by itself (cannot happen today); forget it.
                     self.dcs.remove(&tid);
@@ -736,7 +736,7 @@ impl Service {
         let handles: Vec<DcHandle> = std::mem::take(&mut self.dcs)
             .into_values()
             .map(|e| e.handle)
-            .chain(std::mem::take(&mut self.draining))
+            .chain(self.draining.take_all())
             .collect();
         for h in &handles {
             h.send(Command::Stop {

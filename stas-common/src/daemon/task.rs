@@ -417,3 +417,43 @@ impl<C> Devices<C> {
         super::lock(&self.map).get(device).cloned()
     }
 }
+
+/// Tasks told to stop that have not ended yet (upstream's terminator), by
+/// controller: a controller is not re-created while its old task drains.
+#[derive(Debug)]
+pub struct Draining<S, C> {
+    tasks: std::collections::BTreeMap<(Tid, u64), super::TaskHandle<S, C>>,
+}
+
+impl<S, C> Default for Draining<S, C> {
+    fn default() -> Self {
+        Self {
+            tasks: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl<S, C> Draining<S, C> {
+    /// Task `handle` for `tid` was told to stop.
+    pub fn push(&mut self, tid: Tid, handle: super::TaskHandle<S, C>) {
+        self.tasks.insert((tid, handle.id), handle);
+    }
+
+    /// Task `id` for `tid` ended; whether it was draining.
+    pub fn ended(&mut self, tid: &Tid, id: u64) -> bool {
+        self.tasks.remove(&(tid.clone(), id)).is_some()
+    }
+
+    /// Whether an old task of `tid` is still draining.
+    pub fn holds(&self, tid: &Tid) -> bool {
+        self.tasks
+            .range((tid.clone(), 0)..=(tid.clone(), u64::MAX))
+            .next()
+            .is_some()
+    }
+
+    /// Every draining task, for shutdown.
+    pub fn take_all(&mut self) -> Vec<super::TaskHandle<S, C>> {
+        std::mem::take(&mut self.tasks).into_values().collect()
+    }
+}
