@@ -22,6 +22,7 @@ use stas_common::dbus::{
     py_repr_str, tid_from_fields, timer_text, Json, OrderedDict, SharedTidContext,
 };
 use zbus::message::{Header, Type as MessageType};
+use zbus::names::{OwnedUniqueName, UniqueName};
 use zbus::{fdo, interface, Connection, MatchRule, MessageStream};
 
 use crate::ioc::{IocStatus, Stage, SLOW_RETRY};
@@ -43,6 +44,10 @@ const STAF_OBJECT_PATH: &str = "/org/nvmexpress/staf";
 const STAF_INTERFACE: &str = "org.nvmexpress.staf";
 /// When to ask stafd again after a failed `get_all_log_pages`.
 const STAF_RETRY: Duration = Duration::from_secs(5);
+/// A burst of stafd's signals is over once it pauses this long: the first
+/// signal is fetched at once, those that came during that fetch cost one
+/// more fetch when they pause (upstream soaks every signal for 1.5 s).
+const BURST_PAUSE: Duration = Duration::from_millis(100);
 /// How long stafd may take to answer `get_all_log_pages`.
 const STAF_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -328,65 +333,161 @@ async fn fetch(conn: &Connection) -> StafView {
     }
 }
 
+/// The signals of stafd's current owner: a match rule on its unique name,
+/// so the bus does not route anybody else's `org.nvmexpress.staf` signals
+/// to us (and a unicast forgery is refused by the sender check below).
+async fn owner_signals(conn: &Connection, owner: &UniqueName<'_>) -> zbus::Result<MessageStream> {
+    let rule = MatchRule::builder()
+        .msg_type(MessageType::Signal)
+        .sender(owner.as_str())?
+        .interface(STAF_INTERFACE)?
+        .path(STAF_OBJECT_PATH)?
+        .build();
+    MessageStream::for_match_rule(rule, conn, None).await
+}
+
+/// The next signal of `signals`, or never while there is no owner.
+async fn next_signal(signals: &mut Option<MessageStream>) -> Option<zbus::Result<zbus::Message>> {
+    match signals {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What [`follow_stafd`] did, for tests and debug output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FollowStats {
+    /// `get_all_log_pages` calls made.
+    pub fetches: u64,
+    /// Signals taken from stafd's owner.
+    pub signals: u64,
+    /// Signals refused: not from the current owner of stafd's name.
+    pub refused: u64,
+}
+
 /// Follows stafd on `conn` for as long as the daemon runs: fetches its log
-/// pages when it appears and after each of its signals (a burst of signals
-/// costs one fetch), and reports it unknown when it goes away (§7.3).
+/// pages when it appears and after its signals, and reports it unknown when
+/// it goes away (§7.3).
+///
+/// Only the current owner of `org.nvmexpress.staf` is listened to (the
+/// match rule is re-armed on its unique name when the owner changes), and
+/// the loop that drains signals never waits for a call: a fetch runs on its
+/// own, one at a time, and signals meanwhile only mark the view stale; the
+/// next fetch waits for them to pause ([`BURST_PAUSE`]). A burst of any
+/// size costs at most two fetches, and no flood can fill the connection's
+/// queues so that a reply is never read.
 pub async fn follow_stafd(conn: Connection, service: ServiceHandle) -> zbus::Result<()> {
+    follow_stafd_counting(conn, service, Arc::default()).await
+}
+
+/// [`follow_stafd`], counting into `stats`.
+pub async fn follow_stafd_counting(
+    conn: Connection,
+    service: ServiceHandle,
+    stats: Arc<std::sync::Mutex<FollowStats>>,
+) -> zbus::Result<()> {
+    let count = |f: fn(&mut FollowStats)| f(&mut stas_common::daemon::lock(&stats));
     let bus = fdo::DBusProxy::new(&conn).await?;
     let mut owners = bus
         .receive_name_owner_changed_with_args(&[(0, STAF_BUS_NAME)])
         .await?;
-    let rule = MatchRule::builder()
-        .msg_type(MessageType::Signal)
-        .interface(STAF_INTERFACE)?
-        .path(STAF_OBJECT_PATH)?
-        .build();
-    let mut signals = MessageStream::for_match_rule(rule, &conn, None).await?;
     let staf_name = zbus::names::BusName::try_from(STAF_BUS_NAME)?;
-    let mut present = bus.name_has_owner(staf_name).await.unwrap_or(false);
-    let mut pending = present;
-    if !present {
-        log::info!("stafd is not on the bus yet; waiting for it");
-    }
+    let mut owner: Option<OwnedUniqueName> = bus.get_name_owner(staf_name).await.ok();
+    let mut signals = match &owner {
+        Some(o) => Some(owner_signals(&conn, o).await?),
+        None => {
+            log::info!("stafd is not on the bus yet; waiting for it");
+            None
+        }
+    };
+    // Bumped on every owner change: a fetch started for an earlier owner
+    // says nothing about the current one.
+    let mut generation = 0u64;
+    let mut stale = owner.is_some();
+    let mut fetching: Option<(u64, tokio::task::JoinHandle<StafView>)> = None;
     // A failed call while stafd is on the bus is asked again later.
     let mut retry_at: Option<tokio::time::Instant> = None;
+    // Signals came while the last fetch ran: a burst is going on, and the
+    // next fetch waits for it to pause.
+    let mut in_burst = false;
+    let mut last_signal = tokio::time::Instant::now();
     loop {
+        let mut burst_pause: Option<tokio::time::Instant> = None;
+        if stale && fetching.is_none() && owner.is_some() {
+            let due = last_signal + BURST_PAUSE;
+            if in_burst && tokio::time::Instant::now() < due {
+                burst_pause = Some(due);
+            } else {
+                stale = false;
+                in_burst = false;
+                retry_at = None;
+                count(|s| s.fetches += 1);
+                let c = conn.clone();
+                fetching = Some((generation, tokio::spawn(async move { fetch(&c).await })));
+            }
+        }
         tokio::select! {
-            biased;
             change = owners.next() => {
                 let Some(change) = change else { return Ok(()) };
                 let Ok(args) = change.args() else { continue };
-                present = args.new_owner().is_some();
-                if present {
+                generation = generation.wrapping_add(1);
+                owner = args.new_owner().as_ref().map(|o| OwnedUniqueName::from(o.to_owned()));
+                signals = match &owner {
+                    Some(o) => Some(owner_signals(&conn, o).await?),
+                    None => None,
+                };
+                if owner.is_some() {
                     log::info!("stafd appeared on the bus");
-                    pending = true;
+                    stale = true;
                 } else {
                     log::info!("stafd left the bus");
-                    pending = false;
+                    stale = false;
+                    retry_at = None;
                     service.send(Input::Staf(StafView::Unknown));
                 }
             }
-            msg = signals.next() => {
+            msg = next_signal(&mut signals) => {
                 let Some(msg) = msg else { return Ok(()) };
-                if let Ok(m) = msg {
-                    let member = m.header().member().map(|m| m.to_string()).unwrap_or_default();
-                    log::debug!("stafd signal {member}");
+                let Ok(m) = msg else { continue };
+                let header = m.header();
+                let from_owner = header
+                    .sender()
+                    .zip(owner.as_ref())
+                    .is_some_and(|(s, o)| s.as_str() == o.as_str());
+                if from_owner {
+                    count(|s| s.signals += 1);
+                    stale = true;
+                    last_signal = tokio::time::Instant::now();
+                } else {
+                    count(|s| s.refused += 1);
+                    log::debug!(
+                        "refused a staf signal from {:?}: not stafd",
+                        header.sender().map(|s| s.to_string())
+                    );
                 }
-                pending |= present;
             }
-            () = std::future::ready(()), if pending => {
-                pending = false;
-                retry_at = None;
-                let view = fetch(&conn).await;
-                if view == StafView::Unknown && present {
+            done = async {
+                match &mut fetching {
+                    Some((_, job)) => job.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let Some((fetched_for, _)) = fetching.take() else { continue };
+                in_burst = stale;
+                let view = done.unwrap_or(StafView::Unknown);
+                if fetched_for != generation {
+                    continue;
+                }
+                if view == StafView::Unknown && owner.is_some() {
                     retry_at = Some(tokio::time::Instant::now() + STAF_RETRY);
                 }
                 service.send(Input::Staf(view));
             }
             () = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
                 retry_at = None;
-                pending |= present;
+                stale |= owner.is_some();
             }
+            () = tokio::time::sleep_until(burst_pause.unwrap_or_else(tokio::time::Instant::now)), if burst_pause.is_some() => {}
         }
     }
 }

@@ -7,6 +7,8 @@
 //! behaviour (see the spec in shared/spec/nvme-stas-behaviour.md §7).
 
 mod dbus;
+#[cfg(test)]
+mod follow_tests;
 mod ioc;
 mod service;
 mod sim;
