@@ -28,16 +28,24 @@ pub struct HostIdentity {
     paths: KernelPaths,
 }
 
+/// The first line of a small identity file (a regular file of at most
+/// 64 KiB; anything else is an error naming it).
 fn first_line(path: &PathBuf) -> Result<Option<String>, KernelError> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(s
+    use crate::files::{read_bounded, FileError, Links};
+    match read_bounded(path, 64 << 10, Links::Follow) {
+        Ok(Some(b)) => Ok(String::from_utf8_lossy(&b)
             .lines()
             .next()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(str::to_owned)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(KernelError::io("read", path, e)),
+        Ok(None) => Ok(None),
+        Err(FileError::Io { source, .. }) => Err(KernelError::io("read", path, source)),
+        Err(FileError::Refused { reason, .. }) => Err(KernelError::io(
+            "read",
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+        )),
     }
 }
 

@@ -20,6 +20,7 @@
 pub mod admin;
 mod error;
 pub mod fabrics;
+pub mod files;
 pub mod host;
 pub mod mdns;
 pub mod netif;
@@ -66,7 +67,12 @@ impl KernelPaths {
             .map(|rd| {
                 rd.filter_map(Result::ok)
                     .filter(|e| e.file_name().to_string_lossy().starts_with("NBFT"))
-                    .filter_map(|e| std::fs::read(e.path()).ok().map(|b| (e.path(), b)))
+                    // An ACPI table is at most a few KiB; 1 MiB bounds a
+                    // corrupt one.
+                    .filter_map(|e| {
+                        let bytes = files::read_bounded(&e.path(), 1 << 20, files::Links::Refuse);
+                        bytes.ok().flatten().map(|b| (e.path(), b))
+                    })
                     .collect()
             })
             .unwrap_or_default();

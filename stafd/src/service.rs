@@ -223,6 +223,13 @@ impl Service {
     /// once and nothing is torn down while they re-adopt their connections.
     pub fn restore(&mut self) {
         let Some(file) = self.lkc.clone() else { return };
+        let stale = file.remove_stale_temps();
+        if stale > 0 {
+            log::info!(
+                "Removed {stale} temporary files of interrupted writes beside {}",
+                file.path().display()
+            );
+        }
         let lkc = match file.load::<LastKnownConfig>() {
             Ok(Some(l)) => l,
             Ok(None) => return,

@@ -49,6 +49,15 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is not one to read: not a regular file (a FIFO, a device),
+    /// a dangling link, or larger than [`MAX_CONFIG_BYTES`].
+    #[error("cannot read {file}: {reason}")]
+    Refused {
+        /// Path of the file.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The file is not in the INI dialect (or not UTF-8 text).
     #[error("{file}:{line}: {message}")]
     Syntax {
@@ -1351,11 +1360,19 @@ pub fn parse_stacd(
     Ok((config, r.finish()))
 }
 
-/// Reads a file as text; `None` when it does not exist.
+/// The largest configuration file read (far beyond any real one: a
+/// symlink to /dev/zero or a runaway generator must not fill memory).
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Reads a configuration file as text; `None` when nothing is there. It
+/// must be a regular file (a symlink to one is fine) of at most
+/// [`MAX_CONFIG_BYTES`]; a dangling symlink is an error, not "defaults".
 fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
+    use nvmf_kernel::files::{read_bounded, FileError, Links};
     let file = path.display().to_string();
-    match std::fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| {
+    let read = read_bounded(path, MAX_CONFIG_BYTES, Links::Follow);
+    match read {
+        Ok(Some(bytes)) => String::from_utf8(bytes).map(Some).map_err(|e| {
             let valid = e.utf8_error().valid_up_to();
             let line = e
                 .as_bytes()
@@ -1368,8 +1385,9 @@ fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
                 message: "not valid UTF-8 text".to_owned(),
             }
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ConfigError::Io { file, source }),
+        Ok(None) => Ok(None),
+        Err(FileError::Refused { reason, .. }) => Err(ConfigError::Refused { file, reason }),
+        Err(FileError::Io { source, .. }) => Err(ConfigError::Io { file, source }),
     }
 }
 
@@ -1552,8 +1570,13 @@ fn resolve(text: &str) -> Result<FileValue, String> {
     let Some(path) = text.strip_prefix("file://") else {
         return Ok(FileValue::Value(Some(text.to_owned())));
     };
-    match std::fs::read(path) {
-        Ok(bytes) => {
+    match nvmf_kernel::files::read_bounded(
+        Path::new(path),
+        MAX_KEY_FILE_BYTES,
+        nvmf_kernel::files::Links::Follow,
+    ) {
+        Ok(None) => Ok(FileValue::Missing(format!("{path}: no such file"))),
+        Ok(Some(bytes)) => {
             let first = bytes
                 .split(|&b| b == b'\n' || b == b'\r')
                 .next()
@@ -1564,12 +1587,12 @@ fn resolve(text: &str) -> Result<FileValue, String> {
                 first.split_whitespace().next().map(str::to_owned),
             ))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok(FileValue::Missing(format!("{path}: {e}")))
-        }
-        Err(e) => Err(format!("cannot read {path}: {e}")),
+        Err(e) => Err(format!("cannot read {e}")),
     }
 }
+
+/// The largest file a `file://` value may name (a host NQN, ID or key).
+const MAX_KEY_FILE_BYTES: u64 = 64 << 10;
 
 /// Parses sys.conf text; `origin` names the file; `etc_nvme` is the
 /// directory holding the default `hostnqn`, `hostid` and `hostkey` files.
@@ -2395,12 +2418,19 @@ exclude=transport=tcp;traddr=10.10.10.10
     }
 
     #[test]
-    fn duplicate_sections_merge() {
+    fn duplicate_sections_merge_with_a_warning() {
         let (c, diags) = stafd(
             "[Controllers]\ncontroller=transport=tcp;traddr=1.1.1.1\n[Global]\ntron=true\n\
              [Controllers]\ncontroller=transport=tcp;traddr=2.2.2.2\n",
         );
-        assert!(diags.is_empty());
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].line, Some(5));
+        assert!(
+            diags[0]
+                .message
+                .contains("[Controllers] repeated (first at line 1)"),
+            "{diags:?}"
+        );
         assert!(c.global.tron);
         let lines: Vec<usize> = c.controllers.iter().map(|c| c.line).collect();
         assert_eq!(lines, [2, 6]);
@@ -2752,8 +2782,11 @@ exclude=transport=tcp;traddr=10.10.10.10
         let path = dir.write("stafd.conf", "[Global]\nkato=x\n");
         let (_, d) = load_stafd(&path).unwrap();
         assert_eq!(d[0].file, path.display().to_string());
-        // Unreadable (a directory) and not UTF-8: errors.
-        assert!(matches!(load_stafd(&dir.0), Err(ConfigError::Io { .. })));
+        // Not a regular file (a directory) and not UTF-8: errors.
+        assert!(matches!(
+            load_stafd(&dir.0),
+            Err(ConfigError::Refused { .. })
+        ));
         let bad = dir.0.join("bad.conf");
         std::fs::write(&bad, b"[Global]\n\ntron=\xff\n").unwrap();
         let err = load_stacd(&bad).unwrap_err();
@@ -2799,8 +2832,13 @@ exclude=transport=tcp;traddr=10.10.10.10
         let etc = TempDir::new();
         etc.write("hostid", ID);
         // Empty file: upstream leaves the NQN undefined and fails later.
-        let err = sysconf("[Host]\nnqn=file:///dev/null\n", &etc).unwrap_err();
+        etc.write("empty", "");
+        let empty = etc.0.join("empty");
+        let err = sysconf(&format!("[Host]\nnqn=file://{}\n", empty.display()), &etc).unwrap_err();
         assert!(err.to_string().contains("Host NQN is empty"), "{err}");
+        // A device is no key file (upstream read /dev/null as empty).
+        let err = sysconf("[Host]\nnqn=file:///dev/null\n", &etc).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
         let err = sysconf(
             &format!("[Host]\nnqn=qnq.2014-08.org.nvmexpress:uuid:x\nid={ID}\n"),
             &etc,

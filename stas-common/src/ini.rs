@@ -182,7 +182,16 @@ impl Ini {
                     });
                 }
                 let s = match ini.sections.iter().position(|sec| sec.name == name) {
-                    Some(s) => s,
+                    Some(s) => {
+                        let first = ini.sections.get(s).map_or(0, |sec| sec.line);
+                        ini.notes.push(Note {
+                            line: lineno,
+                            message: format!(
+                                "section [{name}] repeated (first at line {first});                                  its options are merged into the first"
+                            ),
+                        });
+                        s
+                    }
                     None => {
                         ini.sections.push(Section {
                             name: name.to_owned(),

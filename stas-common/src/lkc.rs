@@ -6,12 +6,13 @@
 //! Format: an 8-byte magic, a format version, the name of the daemon that
 //! wrote it, the payload length and an FNV-1a checksum, then the payload in
 //! bincode 2.0 (this module is the only user of bincode). Writes are atomic
-//! (temporary file, fsync, rename) with mode 0600. A file that is missing is
+//! (a new temporary file under a random name that no planted link can
+//! redirect, fsync, rename) with mode 0600, and only into a directory no
+//! one else may write; reading refuses links, FIFOs, oversized files and
+//! files others own or may write. A file that is missing is
 //! "nothing known"; one that is corrupt, truncated, from another daemon or
 //! another format version is an error the caller reports and ignores.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -31,17 +32,6 @@ pub const MAX_PAYLOAD: usize = 64 << 20;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum LkcError {
-    /// Reading or writing failed.
-    #[error("last known config {}: {op}: {source}", path.display())]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
     /// The file is not ours to read (another format, daemon or version).
     #[error("last known config {}: {reason}; ignoring it", path.display())]
     Foreign {
@@ -49,6 +39,16 @@ pub enum LkcError {
         path: PathBuf,
         /// Why.
         reason: String,
+    },
+    /// The file, or the directory it lives in, is not one to trust (a
+    /// link, a FIFO, too big, not private).
+    #[error("last known config {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong with it or its directory.
+        #[source]
+        source: nvmf_kernel::files::FileError,
     },
     /// The file is damaged.
     #[error("last known config {}: corrupt ({reason}); ignoring it", path.display())]
@@ -121,9 +121,8 @@ impl LkcFile {
         &self.path
     }
 
-    fn io(&self, op: &'static str, source: std::io::Error) -> LkcError {
-        LkcError::Io {
-            op,
+    fn file(&self, source: nvmf_kernel::files::FileError) -> LkcError {
+        LkcError::File {
             path: self.path.clone(),
             source,
         }
@@ -154,39 +153,23 @@ impl LkcFile {
         data.extend_from_slice(&fnv1a(&payload).to_le_bytes());
         data.extend_from_slice(&payload);
 
-        let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.tmp{}",
-            self.path
-                .file_name()
-                .map_or_else(|| "lkc".into(), |n| n.to_string_lossy()),
-            std::process::id()
-        ));
-        let result = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            // The rename is durable once the directory is.
-            std::fs::File::open(dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(|e| self.io("write", e))
+        nvmf_kernel::files::write_private(&self.path, &data).map_err(|e| self.file(e))
     }
 
-    /// Reads the file. `Ok(None)` when it does not exist.
+    /// Removes the temporary files of writes a crash interrupted; how many.
+    pub fn remove_stale_temps(&self) -> usize {
+        nvmf_kernel::files::remove_stale_temps(&self.path)
+    }
+
+    /// Reads the file. `Ok(None)` when it does not exist. Refused unless it
+    /// is a regular file (not a link, not a FIFO) of bounded size, owned by
+    /// this daemon's user and writable by nobody else: it may hold secrets
+    /// and decides what gets connected.
     pub fn load<T: Decode<()>>(&self) -> Result<Option<T>, LkcError> {
-        let data = match std::fs::read(&self.path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.io("read", e)),
+        let max = MAX_PAYLOAD as u64 + 1024;
+        let read = nvmf_kernel::files::read_private(&self.path, max);
+        let Some(data) = read.map_err(|e| self.file(e))? else {
+            return Ok(None);
         };
         let corrupt = |reason: &str| LkcError::Corrupt {
             path: self.path.clone(),

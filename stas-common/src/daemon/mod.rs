@@ -98,6 +98,8 @@ pub fn check_config<C: Display>(
             for d in &diags {
                 eprintln!("{d}");
             }
+            // sys.conf's warnings fail the check like the daemon file's.
+            ok &= diags.is_empty();
             let _ = writeln!(
                 out,
                 "# {}: host NQN {}, host ID {}",
