@@ -18,7 +18,10 @@ use fixtures::nvmet::{Nvmet, PortAddr};
 use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, Fabrics};
 use nvmf_kernel::KernelPaths;
 
-use crate::guest_bench_probe::{delete_all, names, reset, rss_mib, series_csv, Counter, Sampler};
+use crate::guest_bench_probe::{
+    delete_all, names, raw_detail, reset, rss_mib, series_csv, tail, terminate, wait_new_live_io,
+    Counter, Sampler,
+};
 use crate::guest_stacd::start_stacd;
 use crate::guest_stafd::{percentile, prepare_host, start_dbus, start_stafd, stop};
 use crate::{Report, HOSTID, HOSTNQN};
@@ -79,22 +82,6 @@ fn clear_runtime_dirs() {
         let _ = std::fs::remove_dir_all(d);
         let _ = std::fs::create_dir_all(d);
     }
-}
-
-/// SIGTERM, then SIGKILL if `child` has not exited within `grace`. Seconds to
-/// exit, and whether it had to be killed.
-fn terminate(child: &mut Child, grace: Duration) -> (f64, bool) {
-    let start = Instant::now();
-    stop(child, "TERM");
-    while start.elapsed() < grace {
-        if let Ok(Some(_)) = child.try_wait() {
-            return (start.elapsed().as_secs_f64(), false);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    (start.elapsed().as_secs_f64(), true)
 }
 
 fn io_options(i: u32) -> ConnectOptions {
@@ -536,50 +523,6 @@ impl Bench<'_> {
         terminate(&mut stacd, Duration::from_secs(30));
         terminate(&mut stafd, Duration::from_secs(30));
     }
-}
-
-fn raw_detail(done: u32, errors: &[String]) -> Result<String, String> {
-    if errors.is_empty() {
-        Ok(format!("{done} done"))
-    } else {
-        Err(format!(
-            "{done} done, {} errors, first: {}",
-            errors.len(),
-            errors
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
-    }
-}
-
-/// Polls (every 2 ms, reading only new names) until a controller not in
-/// `before` is a live I/O controller; how long that took.
-fn wait_new_live_io(before: &[String], limit: Instant) -> Option<Duration> {
-    let start = Instant::now();
-    while Instant::now() < limit {
-        for name in names().iter().filter(|n| !before.contains(n)) {
-            let attr = |a: &str| {
-                std::fs::read_to_string(format!("/sys/class/nvme/{name}/{a}"))
-                    .map(|s| s.trim().to_owned())
-                    .unwrap_or_default()
-            };
-            if attr("state") == "live" && attr("cntrltype") == "io" {
-                return Some(start.elapsed());
-            }
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    None
-}
-
-fn tail(path: &str, max: usize) -> Vec<u8> {
-    let data = std::fs::read(path).unwrap_or_default();
-    data.get(data.len().saturating_sub(max)..)
-        .unwrap_or_default()
-        .to_vec()
 }
 
 /// `args`: N, the cap in seconds, the raw loop's thread counts (`1,4,8,16`).

@@ -1,6 +1,6 @@
 //! The fabric benchmark's instruments in the guest: a cheap count of the
-//! kernel's controllers, a sampler thread that records it every 100 ms, and
-//! the reset to "nothing connected" between methods.
+//! kernel's controllers, a sampler thread that records it every 100 ms, the
+//! reset to "nothing connected" between methods, and small helpers.
 //!
 //! Counting must not compete with what it measures, so it never scans
 //! attributes: it lists `/sys/class/nvme` and reads `state` (and, once per
@@ -8,6 +8,7 @@
 //! [`RECHECK_EVERY`] samples, unless its name disappears first.
 
 use std::collections::HashMap;
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use nvmf_kernel::sysfs::{controller_instance, Sysfs};
 use nvmf_kernel::KernelPaths;
+
+use crate::guest_stafd::stop;
 
 const CLASS: &str = "/sys/class/nvme";
 /// The sampler's period.
@@ -313,4 +316,64 @@ pub(crate) fn series_csv(series: &[Sample]) -> String {
         s.push_str(&format!("{t:.3},{},{},{}\n", c.live, c.io, c.dc));
     }
     s
+}
+
+/// SIGTERM, then SIGKILL if `child` has not exited within `grace`. Seconds to
+/// exit, and whether it had to be killed.
+pub(crate) fn terminate(child: &mut Child, grace: Duration) -> (f64, bool) {
+    let start = Instant::now();
+    stop(child, "TERM");
+    while start.elapsed() < grace {
+        if let Ok(Some(_)) = child.try_wait() {
+            return (start.elapsed().as_secs_f64(), false);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (start.elapsed().as_secs_f64(), true)
+}
+
+pub(crate) fn raw_detail(done: u32, errors: &[String]) -> Result<String, String> {
+    if errors.is_empty() {
+        Ok(format!("{done} done"))
+    } else {
+        Err(format!(
+            "{done} done, {} errors, first: {}",
+            errors.len(),
+            errors
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    }
+}
+
+/// Polls (every 2 ms, reading only new names) until a controller not in
+/// `before` is a live I/O controller; how long that took.
+pub(crate) fn wait_new_live_io(before: &[String], limit: Instant) -> Option<Duration> {
+    let start = Instant::now();
+    while Instant::now() < limit {
+        for name in names().iter().filter(|n| !before.contains(n)) {
+            let attr = |a: &str| {
+                std::fs::read_to_string(format!("/sys/class/nvme/{name}/{a}"))
+                    .map(|s| s.trim().to_owned())
+                    .unwrap_or_default()
+            };
+            if attr("state") == "live" && attr("cntrltype") == "io" {
+                return Some(start.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    None
+}
+
+pub(crate) fn tail(path: &str, max: usize) -> Vec<u8> {
+    let data = std::fs::read(path).unwrap_or_default();
+    data.get(data.len().saturating_sub(max)..)
+        .unwrap_or_default()
+        .to_vec()
 }
