@@ -59,8 +59,8 @@ fn write(path: &Path, data: &[u8]) {
     }
 }
 
-/// Kernel console lines about NVMe (or worse), without their timestamps and
-/// with controller numbers as X, counted: (count, line), most frequent first.
+/// Kernel console lines about NVMe (or worse), without their timestamps,
+/// with controller numbers as X and quoted names as …, counted: (count, line), most frequent first.
 fn kernel_notes(console: &str) -> Vec<(usize, String)> {
     let interesting = |l: &&str| {
         [
@@ -92,6 +92,13 @@ fn kernel_notes(console: &str) -> Vec<(usize, String)> {
             rest = tail.get(digits..).unwrap_or_default();
         }
         generic.push_str(rest);
+        // Quoted names (subsystem NQNs) vary line by line; group them.
+        let generic: String = generic
+            .split('"')
+            .enumerate()
+            .map(|(i, part)| if i % 2 == 1 { "…" } else { part })
+            .collect::<Vec<_>>()
+            .join("\"");
         *counts.entry(generic).or_default() += 1;
     }
     let mut v: Vec<(usize, String)> = counts.into_iter().map(|(l, c)| (c, l)).collect();

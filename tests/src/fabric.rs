@@ -240,11 +240,19 @@ impl FabricResults {
                 };
                 let mut note = Vec::new();
                 if r.capped {
-                    let (k, of) = match kind {
-                        Kind::Connect => (r.reached, r.target),
-                        Kind::Disconnect => (n.saturating_sub(r.reached), n),
-                    };
-                    note.push(format!("{k}/{of} after the {:.0} s cap", self.cap_secs));
+                    note.push(match kind {
+                        Kind::Connect => {
+                            format!(
+                                "{}/{} after the {:.0} s cap",
+                                r.reached, r.target, self.cap_secs
+                            )
+                        }
+                        // Not k/N: the start may not have had all N.
+                        Kind::Disconnect => format!(
+                            "{} I/O controllers still there after the {:.0} s cap",
+                            r.reached, self.cap_secs
+                        ),
+                    });
                 } else if kind == Kind::Connect && r.reached < r.target {
                     note.push(format!("only {}/{} live", r.reached, r.target));
                 } else if kind == Kind::Disconnect && r.reached > 0 {
