@@ -6,7 +6,7 @@
 //! * `@@metric NAME VALUE UNIT`
 //! * files under /tmp/blobs/ (the scenario script sends them with `lab_put`)
 //!
-//! Usage: `stas-lab-guest kernel`. Exit status 1 if any check failed.
+//! Usage: `stas-lab-guest kernel` (or stafd, stacd, zeroconf, demo, `bench N CAP_SECS PAR,...`). Exit status 1 if any check failed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test harness may panic
 
 use std::path::Path;
@@ -29,6 +29,8 @@ use nvmf_proto::dlp::DiscoveryLogPage;
 use nvmf_proto::types::{AdrFam, CntrlType, DcType, SubType};
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 
+mod guest_bench;
+mod guest_bench_probe;
 mod guest_stacd;
 mod guest_stafd;
 mod guest_zeroconf;
@@ -857,11 +859,15 @@ fn main() {
         "kernel" => kernel(&mut r),
         "stafd" => guest_stafd::scenario(&mut r),
         "stacd" => guest_stacd::scenario(&mut r),
+        "bench" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            guest_bench::scenario(&mut r, &args);
+        }
         "zeroconf" => guest_zeroconf::scenario(&mut r),
         "demo" => std::process::exit(guest_stacd::demo()),
         other => {
             eprintln!(
-                "stas-lab-guest: unknown scenario {other:?}; known: kernel, stafd, stacd, zeroconf, demo"
+                "stas-lab-guest: unknown scenario {other:?}; known: kernel, stafd, stacd, bench, zeroconf, demo"
             );
             std::process::exit(2);
         }
