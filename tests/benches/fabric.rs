@@ -112,6 +112,7 @@ fn main() {
         .filter_map(|n| u32::try_from(n).ok())
         .collect();
     let par = env_list("STAS_BENCH_PAR", "1 4 8 16");
+    let widths = env_list("STAS_BENCH_WIDTHS", "1 8");
     let cap = env_list("STAS_BENCH_CAP_SECS", "180")
         .first()
         .copied()
@@ -151,14 +152,19 @@ fn main() {
         return;
     }
     let par_arg = par.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let widths_arg = widths
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let commit = commit();
     for n in ns {
         let script = format!(
-            ". /lab.sh\n/bin/stas-lab-guest bench {n} {cap} {par_arg}\nrc=$?\n\
+            ". /lab.sh\n/bin/stas-lab-guest bench {n} {cap} {par_arg} {widths_arg}\nrc=$?\n\
              for f in /tmp/blobs/*; do lab_put \"$(basename \"$f\")\" \"$f\"; done\nexit $rc\n"
         );
         // Every method may take up to the cap; resets and boot on top.
-        let methods = 2 * par.len() as u64 + 10;
+        let methods = 2 * par.len() as u64 + widths.len() as u64 + 10;
         let mut guest = Guest::new(format!("bench-{n}"), script)
             .file(&bins[0], "/bin/stas-lab-guest")
             .file(&bins[1], "/bin/stafd")

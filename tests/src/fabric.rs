@@ -61,6 +61,11 @@ pub fn describe(id: &str) -> Option<(Kind, String)> {
         _ => {
             if let Some(p) = id.strip_prefix("raw-connect-") {
                 (Kind::Connect, format!("raw connect floor, {}", threads(p)))
+            } else if let Some(w) = id.strip_prefix("stacd-conf-w") {
+                (
+                    Kind::Connect,
+                    format!("stacd from stacd.conf, {w} connects in flight"),
+                )
             } else if let Some(p) = id.strip_prefix("raw-delete-") {
                 (
                     Kind::Disconnect,
@@ -79,6 +84,12 @@ fn order(id: &str) -> (u32, u32) {
     match id {
         "connect-all" | "disconnect-all" => (0, 0),
         "stacd-conf" | "stacd-unconf" => (2, 0),
+        _ if id.starts_with("stacd-conf-w") => (
+            2,
+            id.trim_start_matches("stacd-conf-w")
+                .parse()
+                .unwrap_or(u32::MAX),
+        ),
         "stafd-stacd" => (3, 0),
         "zone-rest" | "unzone-all" => (4, 0),
         _ => (

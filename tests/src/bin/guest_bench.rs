@@ -22,7 +22,7 @@ use crate::guest_bench_probe::{
     delete_all, names, raw_detail, reset, rss_mib, series_csv, tail, terminate, wait_new_live_io,
     Counter, Sampler,
 };
-use crate::guest_stacd::start_stacd;
+use crate::guest_stacd::{start_stacd, start_stacd_with};
 use crate::guest_stafd::{percentile, prepare_host, start_dbus, start_stafd, stop};
 use crate::{Report, HOSTID, HOSTNQN};
 
@@ -338,6 +338,31 @@ impl Bench<'_> {
         self.r.check(&id, raw_detail(deleted, &errors));
     }
 
+    /// Method 3b: stacd from stacd.conf alone with `w` connects in flight
+    /// (`STAS_CONNECTS_IN_FLIGHT`), to choose the default.
+    fn stacd_width(&mut self, w: usize) {
+        let (n, id) = (self.n, format!("stacd-conf-w{w}"));
+        self.reset(&id);
+        let width = w.to_string();
+        let started = std::fs::write("/etc/stas/stacd.conf", stacd_conf(Some(n)))
+            .map_err(io_err)
+            .and_then(|()| {
+                start_stacd_with(&[("STAS_CONNECTS_IN_FLIGHT", width.as_str())]).map_err(io_err)
+            });
+        let mut stacd = match started {
+            Ok(c) => c,
+            Err(e) => {
+                self.r.check(&id, Err(e));
+                return;
+            }
+        };
+        let start = self.begin();
+        let o = self.wait_connected(start, n);
+        self.finish(&id, &o);
+        let _ = std::fs::write("/etc/stas/stacd.conf", stacd_conf(None));
+        terminate(&mut stacd, Duration::from_secs(30));
+    }
+
     /// Method 3: stacd from stacd.conf alone; the lines removed + SIGHUP;
     /// SIGTERM right after a start.
     fn stacd_alone(&mut self) {
@@ -525,9 +550,15 @@ impl Bench<'_> {
     }
 }
 
-/// `args`: N, the cap in seconds, the raw loop's thread counts (`1,4,8,16`).
+/// `args`: N, the cap in seconds, the raw loop's thread counts (`1,4,8,16`),
+/// and the connects in flight to try stacd with besides its default (`1,8`).
 pub fn scenario(r: &mut Report, args: &[String]) {
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
+    let widths: Vec<usize> = arg(3)
+        .split(',')
+        .filter_map(|p| p.trim().parse().ok())
+        .filter(|p| *p > 0)
+        .collect();
     let n: u32 = arg(0).parse().unwrap_or(100);
     let cap = Duration::from_secs(arg(1).parse().unwrap_or(180));
     let par: Vec<usize> = arg(2)
@@ -567,6 +598,9 @@ pub fn scenario(r: &mut Report, args: &[String]) {
         b.raw(p);
     }
     b.stacd_alone();
+    for w in widths {
+        b.stacd_width(w);
+    }
     b.both_from_start();
     b.zoning();
     b.reset("end");

@@ -26,12 +26,18 @@ pub(crate) fn sub(n: u32) -> String {
 }
 
 pub(crate) fn start_stacd() -> std::io::Result<Child> {
+    start_stacd_with(&[])
+}
+
+/// [`start_stacd`] with more environment variables.
+pub(crate) fn start_stacd_with(env: &[(&str, &str)]) -> std::io::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open("/tmp/stacd.log")?;
     Command::new("/bin/stacd")
         .env("RUNTIME_DIRECTORY", "/run/stacd")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
