@@ -40,9 +40,11 @@ need_netns() {
 
 # avahi-daemon and avahi-utils, for the test that compares the Avahi backend
 # with the built-in querier (avahi-daemon runs in a network namespace on a
-# private bus, never as the host's service), and dbus-daemon for that bus.
+# private bus, never as the host's service), dbus-daemon for that bus, and
+# dbus-send, dbus-monitor (dbus-bin) and busctl (systemd) for the test that
+# attacks the daemons over D-Bus as an ordinary user.
 need_avahi() {
-    need_apt avahi-daemon avahi-utils dbus-daemon
+    need_apt avahi-daemon avahi-utils dbus-daemon dbus-bin systemd passwd
 }
 
 # Nightly and cargo-fuzz, for the fuzz smoke runs.

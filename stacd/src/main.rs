@@ -119,6 +119,10 @@ async fn start_dbus(
 /// `--sim N`: the real service against the simulated kernel; with a bus
 /// address it also serves D-Bus there and follows stafd on it.
 async fn simulate(n: usize, bus: Option<String>) -> ExitCode {
+    // Installed first: from now on no signal ends the process unasked.
+    let Ok(mut signals) = daemon::ProcessSignals::install() else {
+        return ExitCode::from(1);
+    };
     let (sim, cfg) = sim::populated(n);
     let host = sim::host();
     let sys = SysConf {
@@ -161,10 +165,10 @@ async fn simulate(n: usize, bus: Option<String>) -> ExitCode {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     println!("@@steady {n}");
-    let Ok(mut signals) = daemon::ProcessSignals::install() else {
-        return ExitCode::from(1);
-    };
-    signals.stop().await;
+    // SIGHUP has nothing to reload in a simulation, but must not end it.
+    while signals.next_is_reload().await {
+        log::info!("SIGHUP: nothing to reload in a simulation");
+    }
     handle.send(Input::Shutdown);
     let _ = service.await;
     ExitCode::SUCCESS

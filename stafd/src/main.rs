@@ -177,6 +177,10 @@ fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
     rt.block_on(async move {
         let (sim, cfg) = sim::populated(n);
         let host = sim::host();
+        // Installed first: from now on no signal ends the process unasked.
+        let Ok(mut process_signals) = daemon::ProcessSignals::install() else {
+            return ExitCode::from(1);
+        };
         let (dbus_signals, signal_queue) = dbus::signals();
         let ctx = TidContext {
             host_nqn: host.hostnqn.clone(),
@@ -246,12 +250,10 @@ fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         println!("@@steady {n}");
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return ExitCode::from(1);
-        };
-        term.recv().await;
+        // SIGHUP has nothing to reload in a simulation, but must not end it.
+        while process_signals.next_is_reload().await {
+            log::info!("SIGHUP: nothing to reload in a simulation");
+        }
         handle.send(Input::Shutdown);
         let _ = service.await;
         ExitCode::SUCCESS

@@ -19,9 +19,51 @@ pub struct Bus {
     address: String,
 }
 
+/// The default-deny policy of Debian's system bus (`system.conf`): nobody
+/// owns names or calls methods unless a policy file of a service allows it.
+const SYSTEM_POLICY: &str = r#"<policy context="default">
+  <allow user="*"/>
+  <deny own="*"/>
+  <deny send_type="method_call"/>
+  <allow send_type="signal"/>
+  <allow send_requested_reply="true" send_type="method_return"/>
+  <allow send_requested_reply="true" send_type="error"/>
+  <allow receive_type="method_call"/>
+  <allow receive_type="method_return"/>
+  <allow receive_type="error"/>
+  <allow receive_type="signal"/>
+  <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+  <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
+</policy>
+<policy user="root">
+  <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+</policy>"#;
+
 impl Bus {
     /// Starts one; `tag` keeps the directories of concurrent tests apart.
+    /// Its policy lets anyone own any name and send anything.
     pub fn start(tag: &str) -> Result<Self, LabError> {
+        Self::start_with(
+            tag,
+            "session",
+            r#"<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy>"#,
+        )
+    }
+
+    /// Starts one with the system bus's default-deny policy plus the policy
+    /// files in `policy_dir` (the shipped ones, say); its socket is open to
+    /// every local user, like the system bus's.
+    pub fn start_system(tag: &str, policy_dir: &std::path::Path) -> Result<Self, LabError> {
+        let policy = format!(
+            "{SYSTEM_POLICY}\n<includedir>{}</includedir>",
+            policy_dir.display()
+        );
+        Self::start_with(tag, "system", &policy)
+    }
+
+    fn start_with(tag: &str, kind: &str, policy: &str) -> Result<Self, LabError> {
         let dir = std::env::temp_dir().join(format!("stas-bus-{tag}-{}", std::process::id()));
         let io_err = |what: String| move |source| LabError::Io { what, source };
         let _ = std::fs::remove_dir_all(&dir);
@@ -33,8 +75,8 @@ impl Bus {
             format!(
                 r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>session</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>
-<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy></busconfig>"#,
+<busconfig><type>{kind}</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>
+{policy}</busconfig>"#,
                 socket.display()
             ),
         )
@@ -104,6 +146,11 @@ impl Running {
             source,
         })?;
         Ok(Self { child })
+    }
+
+    /// Its standard output, if piped and not taken yet.
+    pub fn stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
     }
 
     /// Sends SIGTERM (the daemons' orderly stop) and waits up to `limit`
