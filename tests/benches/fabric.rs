@@ -112,7 +112,7 @@ fn main() {
         .filter_map(|n| u32::try_from(n).ok())
         .collect();
     let par = env_list("STAS_BENCH_PAR", "1 4 8 16");
-    let widths = env_list("STAS_BENCH_WIDTHS", "1 8");
+    let widths = env_list("STAS_BENCH_WIDTHS", "1 4");
     let cap = env_list("STAS_BENCH_CAP_SECS", "180")
         .first()
         .copied()

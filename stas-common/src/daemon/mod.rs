@@ -18,7 +18,9 @@ use crate::config::{self, ConfigError, Diagnostic, SysConf};
 pub fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .max_blocking_threads(8)
+        // Room for the connect gate's width in connects and as many
+        // disconnects and reads beside them.
+        .max_blocking_threads(2 * task::DEFAULT_CONNECTS_IN_FLIGHT)
         .build()
     {
         Ok(rt) => Some(rt),
