@@ -443,24 +443,15 @@ impl Dc {
         let Some(bound) = bound? else {
             return Ok(None);
         };
-        let dev = bound.device;
-        log::info!(
-            "{} | {dev} - Connection established!{}",
-            self.tid,
-            if bound.adopted {
-                " (existing connection adopted)"
-            } else {
-                ""
-            }
-        );
-        self.ctx.devices.bind(
-            &dev,
+        self.ctx.devices.established(
+            &bound,
             Holder {
                 id: self.id,
                 tid: self.tid.clone(),
                 commander: self.me.clone(),
             },
         );
+        let dev = bound.device;
         self.set(|s| {
             s.device = Some(dev.clone());
             s.connected = true;

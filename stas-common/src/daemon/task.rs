@@ -401,6 +401,22 @@ impl<C> Default for Devices<C> {
 }
 
 impl<C> Devices<C> {
+    /// Task `holder` now holds the device `bound` names: logged with
+    /// upstream's words and recorded for routing.
+    pub fn established(&self, bound: &Bound, holder: Holder<C>) {
+        log::info!(
+            "{} | {} - Connection established!{}",
+            holder.tid,
+            bound.device,
+            if bound.adopted {
+                " (existing connection adopted)"
+            } else {
+                ""
+            }
+        );
+        self.bind(&bound.device, holder);
+    }
+
     /// Task `holder` now holds `device`.
     pub fn bind(&self, device: &str, holder: Holder<C>) {
         super::lock(&self.map).insert(device.to_owned(), holder);
