@@ -157,17 +157,17 @@ async fn simulate(n: usize, bus: Option<String>) -> ExitCode {
     };
     let service = tokio::spawn(svc.run());
     let _ = notify::notify("READY=1");
-    loop {
+    let steady = daemon::wait_steady_or_stop(&mut signals, || {
         let all = handle.view.snapshot();
-        if all.len() >= n && all.iter().all(ioc::IocStatus::connected) {
-            break;
+        all.len() >= n && all.iter().all(ioc::IocStatus::connected)
+    })
+    .await;
+    if steady {
+        println!("@@steady {n}");
+        // SIGHUP has nothing to reload in a simulation, but must not end it.
+        while signals.next_is_reload().await {
+            log::info!("SIGHUP: nothing to reload in a simulation");
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    println!("@@steady {n}");
-    // SIGHUP has nothing to reload in a simulation, but must not end it.
-    while signals.next_is_reload().await {
-        log::info!("SIGHUP: nothing to reload in a simulation");
     }
     handle.send(Input::Shutdown);
     let _ = service.await;

@@ -180,7 +180,7 @@ pub fn populated(n: usize) -> (Arc<SimKernel>, stas_common::config::StacdConfig)
     sim.state().accept_all = true;
     let mut text = String::from("[Controllers]\n");
     for i in 0..n {
-        let traddr = format!("10.200.{}.{}", i / 256 % 256, i % 256 + 1);
+        let traddr = stas_common::daemon::sim_host_address(10, 200, i);
         let nqn = format!("nqn.2024-01.io.sim:sub{i}");
         sim.add_subsystem(&traddr, &nqn);
         text.push_str(&format!(

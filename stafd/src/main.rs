@@ -242,17 +242,17 @@ fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
             zeroconf_task.apply(&c, &setup, &ctx);
         }
         let _ = notify::notify("READY=1");
-        loop {
+        let steady = daemon::wait_steady_or_stop(&mut process_signals, || {
             let all = handle.view.snapshot();
-            if all.len() == n && all.iter().all(|d| d.stage == crate::dc::Stage::Steady) {
-                break;
+            all.len() == n && all.iter().all(|d| d.stage == crate::dc::Stage::Steady)
+        })
+        .await;
+        if steady {
+            println!("@@steady {n}");
+            // SIGHUP has nothing to reload in a simulation, but must not end it.
+            while process_signals.next_is_reload().await {
+                log::info!("SIGHUP: nothing to reload in a simulation");
             }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        println!("@@steady {n}");
-        // SIGHUP has nothing to reload in a simulation, but must not end it.
-        while process_signals.next_is_reload().await {
-            log::info!("SIGHUP: nothing to reload in a simulation");
         }
         handle.send(Input::Shutdown);
         let _ = service.await;

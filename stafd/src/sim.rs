@@ -380,13 +380,13 @@ impl Kernel for SimKernel {
     }
 }
 
-/// A simulation with `n` reachable DCs (10.x.y.z), each listing 8 NVM
+/// A simulation with `n` reachable DCs (10.0.x.y), each listing 8 NVM
 /// subsystems, and the configuration that names them all.
 pub fn populated(n: usize) -> (Arc<SimKernel>, stas_common::config::StafdConfig) {
     let sim = SimKernel::new();
     let mut text = String::from("[Controllers]\n");
     for i in 0..n {
-        let traddr = format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256 + 1);
+        let traddr = stas_common::daemon::sim_host_address(10, 0, i);
         let entries = (0..8)
             .map(|k| DiscoveryLogEntry {
                 traddr: format!("10.200.{}.{k}", i % 256),

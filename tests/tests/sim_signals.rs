@@ -33,13 +33,20 @@ fn sighup_never_ends_a_simulation_and_sigterm_does() {
         // At once, while it is still connecting its 1,000 controllers.
         std::thread::sleep(Duration::from_millis(20));
         kill(child.id(), "HUP");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let steady = lines.next().map(Result::unwrap).unwrap_or_default();
-        assert!(
-            steady.starts_with("@@steady"),
-            "{}: {steady:?}",
-            bin.display()
-        );
+        // Read on a thread: a simulation that never settles must fail this
+        // test, not hang it.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let first = BufReader::new(stdout).lines().next();
+            let _ = tx.send(first.and_then(Result::ok).unwrap_or_default());
+        });
+        let steady = rx.recv_timeout(Duration::from_secs(60));
+        if !matches!(&steady, Ok(line) if line.starts_with("@@steady")) {
+            kill(child.id(), "KILL");
+            let _ = child.wait();
+            panic!("{}: not steady within 60 s: {steady:?}", bin.display());
+        }
         kill(child.id(), "HUP");
         std::thread::sleep(Duration::from_millis(200));
         assert!(

@@ -177,6 +177,34 @@ impl ProcessSignals {
     }
 }
 
+/// A simulation's start: polls `steady` until it holds (`true`) or SIGTERM
+/// or SIGINT comes first (`false`); SIGHUP meanwhile is logged and ignored.
+/// A stop must work before steady too: a simulation that never settles
+/// (a bad address, say) must not outlive `timeout` or a test's kill.
+pub async fn wait_steady_or_stop(
+    signals: &mut ProcessSignals,
+    mut steady: impl FnMut() -> bool,
+) -> bool {
+    let mut poll = tokio::time::interval(std::time::Duration::from_millis(5));
+    loop {
+        tokio::select! {
+            _ = poll.tick() => if steady() { return true },
+            _ = signals.hup.recv() => log::info!("SIGHUP: nothing to reload in a simulation"),
+            _ = signals.term.recv() => return false,
+            _ = signals.int.recv() => return false,
+        }
+    }
+}
+
+/// The `i`-th (from 0) host address of a simulation under `a.b`:
+/// a.b.x.y with y in 1..=254, so every address is a valid, usable IPv4
+/// host address (no .0, no .255, never a 256).
+pub fn sim_host_address(a: u8, b: u8, i: usize) -> String {
+    let x = i / 254 % 256;
+    let y = i % 254 + 1;
+    format!("{a}.{b}.{x}.{y}")
+}
+
 /// Sends every kernel uevent (or news that some were lost) to `deliver`,
 /// for the life of the process; a failing socket is retried each second.
 pub fn forward_uevents(
@@ -368,5 +396,25 @@ impl<S: Clone, C> TaskHandle<S, C> {
     /// A snapshot of the status.
     pub fn snapshot(&self) -> S {
         lock(&self.status).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sim_host_address;
+
+    #[test]
+    fn simulated_addresses_are_distinct_valid_hosts() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..70_000 {
+            let a = sim_host_address(10, 0, i);
+            let ip: std::net::Ipv4Addr = a.parse().unwrap_or_else(|e| panic!("{a}: {e}"));
+            let last = ip.octets()[3];
+            assert!((1..=254).contains(&last), "{a}");
+            if i < 254 * 256 {
+                assert!(seen.insert(a.clone()), "{a} twice");
+            }
+        }
+        assert_eq!(sim_host_address(10, 0, 255), "10.0.1.2");
     }
 }
