@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use nvmf_kernel::uevent::{UeventStream, DEFAULT_RCVBUF};
+use nvmf_kernel::uevent::UeventStream;
 use nvmf_kernel::KernelPaths;
 use stacd::cli::Args;
 use stas_common::config::{self, StacdConfig, SysConf};
@@ -182,7 +182,7 @@ async fn run(
     cfg: StacdConfig,
 ) -> ExitCode {
     // Subscribe before anything scans sysfs, so no event falls in between.
-    let uevents = match UeventStream::open(DEFAULT_RCVBUF, true) {
+    let uevents = match UeventStream::open(daemon::uevent_rcvbuf(), true) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot listen to kernel events: {e}");

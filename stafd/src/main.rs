@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use nvmf_kernel::uevent::{UeventStream, DEFAULT_RCVBUF};
+use nvmf_kernel::uevent::UeventStream;
 use nvmf_kernel::KernelPaths;
 use stafd::cli::Args;
 use stas_common::config::{self, StafdConfig, SysConf};
@@ -262,7 +262,7 @@ fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
 
 async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> ExitCode {
     // Subscribe before anything scans sysfs, so no event falls in between.
-    let uevents = match UeventStream::open(DEFAULT_RCVBUF, true) {
+    let uevents = match UeventStream::open(daemon::uevent_rcvbuf(), true) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot listen to kernel events: {e}");

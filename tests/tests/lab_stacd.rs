@@ -1,8 +1,12 @@
 //! stacd on a real kernel: stafd, stacd and dbus-daemon in the lab VM
 //! against nvmet (the `stacd` scenario of stas-lab-guest): subsystems zoned
 //! in and out, disconnect-scope, exclude, restarts of either daemon, SIGHUP,
-//! and 100 subsystems at once. Prints the AEN -> I/O controller latency and
-//! the daemons' memory.
+//! and 100 subsystems at once; then, with ~200 I/O controllers, a flapping
+//! fabric: the nvmet port removed and re-added 10 times, stacd's uevent
+//! socket overrun, kill -9 of both daemons with 100 connects in flight (each
+//! must end with every wanted controller live, exactly once, and nothing
+//! else). Prints the AEN -> I/O controller latency, the daemons' memory and
+//! the recovery times.
 //!
 //! Fails, saying what to install, when the lab cannot start;
 //! `STAS_SKIP_LAB=1` skips it.
@@ -26,6 +30,10 @@ const EXPECTED: &[&str] = &[
     "stafd-restart-stacd-keeps",
     "stacd-sighup-connects-new-controller",
     "stacd-scale-100",
+    "fabric-200-connected",
+    "fault-port-flap",
+    "fault-uevent-overrun",
+    "fault-kill-9-connects-in-flight",
 ];
 
 const SCRIPT: &str = r#"
@@ -59,9 +67,9 @@ fn lab_stacd() {
         .file(&bins[3], "/bin/stafctl")
         .file(&bins[4], "/bin/stacctl")
         .files(dbus)
-        .timeout(Duration::from_secs(600));
-    // 100 I/O controllers with their queues and namespaces.
-    guest.memory_mib = 2048;
+        .timeout(Duration::from_secs(900));
+    // ~200 I/O controllers with their queues and namespaces.
+    guest.memory_mib = 3072;
     let run = lab.run(&guest).unwrap_or_else(|e| panic!("{e}"));
     run.print_results();
     let log = |name: &str| {

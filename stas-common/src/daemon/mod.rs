@@ -205,6 +205,16 @@ pub fn sim_host_address(a: u8, b: u8, i: usize) -> String {
     format!("{a}.{b}.{x}.{y}")
 }
 
+/// The uevent socket's receive buffer: `STAS_UEVENT_RCVBUF` (bytes, at
+/// least 4 KiB) if set, else [`nvmf_kernel::uevent::DEFAULT_RCVBUF`]. A small
+/// one lets the lab overrun it on purpose, to prove the lost-events resync.
+pub fn uevent_rcvbuf() -> usize {
+    std::env::var("STAS_UEVENT_RCVBUF")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map_or(nvmf_kernel::uevent::DEFAULT_RCVBUF, |n| n.max(4096))
+}
+
 /// Sends every kernel uevent (or news that some were lost) to `deliver`,
 /// for the life of the process; a failing socket is retried each second.
 pub fn forward_uevents(

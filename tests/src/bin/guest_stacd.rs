@@ -435,6 +435,8 @@ pub fn scenario(r: &mut Report) {
             ))
         };
         r.check("stacd-scale-100", scale.await);
+
+        crate::guest_faults::scenario(r, &t, &sysfs, &mut stafd, &mut stacd).await;
     });
     stop(&mut stacd, "TERM");
     let _ = stacd.wait();
