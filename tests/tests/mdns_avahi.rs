@@ -3,7 +3,9 @@
 //! announces a discovery controller from a peer namespace, and the Avahi
 //! backend and the built-in querier (both in the avahi-daemon's namespace,
 //! sharing UDP 5353 with it) must report the same service. Also: avahi-daemon
-//! restarting gives Removed, then Found again.
+//! restarting gives Removed, then Found again; Avahi's signals forged by
+//! another bus client are ignored (without the sender check, the forged DC
+//! is the first one found).
 //!
 //! Needs root, iproute2, dbus-daemon and avahi-daemon (scripts/test installs
 //! them); fails when any is missing unless STAS_SKIP_LAB=1. Timings are
@@ -454,6 +456,103 @@ fn avahi_daemon_restarting_yields_removed_then_found_again() {
     );
     assert_eq!(e.service().key.interface, "q0");
     assert_eq!(e.service().key.instance, "stas-test-dc");
+    let services = source.stop();
+    assert_eq!(services.len(), 1, "{services:?}");
+    drop(responder);
+}
+
+#[test]
+fn signals_that_do_not_come_from_avahi_daemon_are_ignored() {
+    if !lab_available("signals_that_do_not_come_from_avahi_daemon_are_ignored") {
+        return;
+    }
+    let (q, r) = pair("avforge");
+    let bus = Bus::start("avahi-forge").unwrap();
+    let rt = runtime();
+    let forger = rt.block_on(connect(bus.address()));
+    let avahi = AvahiDaemon::start("forge", &q, "q0", bus.address());
+    avahi.wait_on_bus(&forger, &rt);
+    let mut source = SourceThread::start(&q, MdnsBackend::Avahi, Some(bus.address()));
+    let ifindex: i32 = String::from_utf8(
+        Command::new("ip")
+            .args(["netns", "exec", &q.name, "cat", "/sys/class/net/q0/ifindex"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+
+    // Another bus client plays avahi-daemon: new items on q0, and their
+    // resolutions on every path a resolver of ours could have.
+    const FORGED: &str = "forged-dc";
+    let txt: Vec<Vec<u8>> = vec![b"p=tcp".to_vec(), b"NQN=nqn.forged".to_vec()];
+    rt.block_on(async {
+        for i in 0..50 {
+            for protocol in [0_i32, 1] {
+                forger
+                    .emit_signal(
+                        None::<zbus::names::BusName<'_>>,
+                        format!("/Client1/ServiceBrowser{}", i % 4 + 1).as_str(),
+                        "org.freedesktop.Avahi.ServiceBrowser",
+                        "ItemNew",
+                        &(ifindex, protocol, FORGED, "_nvme-disc._tcp", "local", 0_u32),
+                    )
+                    .await
+                    .unwrap();
+            }
+            let address = format!("10.78.1.{}", 100 + i);
+            forger
+                .emit_signal(
+                    None::<zbus::names::BusName<'_>>,
+                    format!("/Client1/ServiceResolver{}", i + 1).as_str(),
+                    "org.freedesktop.Avahi.ServiceResolver",
+                    "Found",
+                    &(
+                        ifindex,
+                        0_i32,
+                        FORGED,
+                        "_nvme-disc._tcp",
+                        "local",
+                        "forged.local",
+                        0_i32,
+                        address.as_str(),
+                        8009_u16,
+                        txt.clone(),
+                        0_u32,
+                    ),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    // The backend is alive and following the real avahi-daemon meanwhile:
+    // a real DC announced after the forgeries is found, and is all it found.
+    let responder = ResponderThread::start(&r.name, ResponderConfig::default()).unwrap();
+    let (_, e) = source.wait_for("the real DC", Duration::from_secs(10), |e, _| {
+        matches!(e, MdnsEvent::Found(_))
+    });
+    assert_eq!(e.service().key.instance, "stas-test-dc");
+    std::thread::sleep(Duration::from_millis(500));
+    while let Ok((at, e)) = source.events.try_recv() {
+        source.log.push((at, e));
+    }
+    let forged: Vec<_> = source
+        .log
+        .iter()
+        .filter(|(_, e)| e.service().key.instance == FORGED)
+        .collect();
+    println!(
+        "100 forged ItemNew and 50 forged Found from another client: {} events for them; {} events in all",
+        forged.len(),
+        source.log.len()
+    );
+    assert!(
+        forged.is_empty(),
+        "forged signals were followed: {forged:?}"
+    );
     let services = source.stop();
     assert_eq!(services.len(), 1, "{services:?}");
     drop(responder);
