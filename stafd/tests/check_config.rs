@@ -1,6 +1,8 @@
 //! `stafd --check-config`, run as a program on upstream-style files.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may panic
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -9,33 +11,12 @@ fn config_dir() -> PathBuf {
 }
 
 fn nvme_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("stafd-check-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(
-        d.join("hostnqn"),
-        "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\n",
-    )
-    .unwrap();
-    std::fs::write(d.join("hostid"), "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\n").unwrap();
-    d
+    common::work_dir(&format!("check-{tag}"))
 }
 
 fn check(conf: &Path, sys: &Path, nvme: &Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stafd"))
-        .arg("--check-config")
-        .arg("-f")
-        .arg(conf)
-        .arg("--sys-conf")
-        .arg(sys)
-        .arg("--nvme-dir")
-        .arg(nvme)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    let (code, out, err, _) = common::check(conf, sys, nvme);
+    (code, out, err)
 }
 
 #[test]

@@ -29,6 +29,7 @@ const EXPECTED: &[&str] = &[
     "stacd-restart-keeps-connections",
     "stafd-restart-stacd-keeps",
     "stacd-sighup-connects-new-controller",
+    "hostile-config-on-sighup",
     "stacd-scale-100",
     "fabric-200-connected",
     "fault-port-flap",
@@ -78,6 +79,14 @@ fn lab_stacd() {
             .unwrap_or_default()
     };
     println!("boot {:?}, wall {:?}", run.boot_time, run.wall_time);
+    // Kept for reading after a run, failed or not.
+    let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab_stacd");
+    if std::fs::create_dir_all(&kept).is_ok() {
+        for name in ["stacd.log", "stafd.log"] {
+            let _ = std::fs::write(kept.join(name), log(name));
+        }
+        println!("daemon logs in {}", kept.display());
+    }
     run.require_checks(
         EXPECTED,
         &format!(

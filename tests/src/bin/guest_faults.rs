@@ -92,6 +92,8 @@ fn healthy(sysfs: &Sysfs, wanted: &BTreeSet<String>) -> Result<(), String> {
 async fn recovered(sysfs: &Sysfs, t: &Nvmet, since: Instant) -> Result<Duration, String> {
     let want = wanted(t)?;
     let mut last = String::new();
+    // What was still wrong 10 s in: where a slow recovery spends its time.
+    let mut at_10s: Option<String> = None;
     let ok = until_every(
         "recovery",
         RECOVERY_LIMIT,
@@ -99,6 +101,9 @@ async fn recovered(sysfs: &Sysfs, t: &Nvmet, since: Instant) -> Result<Duration,
         || match healthy(sysfs, &want) {
             Ok(()) => true,
             Err(e) => {
+                if at_10s.is_none() && since.elapsed() >= Duration::from_secs(10) {
+                    at_10s = Some(e.clone());
+                }
                 last = e;
                 false
             }
@@ -109,6 +114,9 @@ async fn recovered(sysfs: &Sysfs, t: &Nvmet, since: Instant) -> Result<Duration,
         return Err(format!("not recovered within {RECOVERY_LIMIT:?}: {last}"));
     }
     let took = since.elapsed();
+    if let Some(e) = at_10s {
+        println!("@@note recovery still waiting 10 s in: {e}");
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     healthy(sysfs, &want).map_err(|e| format!("recovered, then 2 s later: {e}"))?;
     Ok(took)

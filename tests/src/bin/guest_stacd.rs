@@ -104,6 +104,23 @@ pub(crate) async fn until_every(
     Err(format!("{what}: not within {timeout:?}"))
 }
 
+/// Reloads the daemons refused because the file was a FIFO or a device.
+fn hostile_refusals() -> usize {
+    ["/tmp/stacd.log", "/tmp/stafd.log"]
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| {
+                    l.contains("keeping the last good configuration")
+                        && (l.contains("is a FIFO") || l.contains("is a character device"))
+                })
+                .count()
+        })
+        .sum()
+}
+
 fn write_stacd_conf(text: &str) -> Result<(), String> {
     std::fs::write("/etc/stas/stacd.conf", text).map_err(|e| format!("stacd.conf: {e}"))
 }
@@ -400,6 +417,41 @@ pub fn scenario(r: &mut Report) {
             .map(|d| format!("connected {d:?} after SIGHUP"))
         };
         r.check("stacd-sighup-connects-new-controller", sighup_new.await);
+
+        // A configuration replaced by something hostile, then SIGHUP: both
+        // daemons say why, keep what they had, and still answer.
+        let hostile = async {
+            let before = iocs(&sysfs);
+            let logs_before = hostile_refusals();
+            let mut seen = Vec::new();
+            for (what, target) in [("a FIFO", None), ("/dev/zero", Some("/dev/zero"))] {
+                for (conf, child) in [("stacd", &mut stacd), ("stafd", &mut stafd)] {
+                    let path = format!("/etc/stas/{conf}.conf");
+                    let saved = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
+                    std::fs::remove_file(&path).map_err(|e| format!("{path}: {e}"))?;
+                    let made = match target {
+                        Some(t) => std::os::unix::fs::symlink(t, &path),
+                        None => Command::new("mkfifo").arg(&path).status().map(|_| ()),
+                    };
+                    made.map_err(|e| format!("{path} as {what}: {e}"))?;
+                    stop(child, "HUP");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let listed = stacctl_ls();
+                    let _ = std::fs::remove_file(&path);
+                    std::fs::write(&path, saved).map_err(|e| format!("{path}: {e}"))?;
+                    ensure(listed.as_ref().is_ok_and(|l| *l == before), format!("{conf}.conf as {what}: stacctl ls {listed:?}, before {before:?}"))?;
+                    seen.push(format!("{conf}.conf as {what}"));
+                }
+            }
+            stop(&mut stacd, "HUP");
+            stop(&mut stafd, "HUP");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let refusals = hostile_refusals() - logs_before;
+            ensure(refusals == 4, format!("{refusals} refusals logged, not 4"))?;
+            ensure(iocs(&sysfs) == before, format!("connections changed: {before:?} -> {:?}", iocs(&sysfs)))?;
+            Ok::<_, String>(format!("{seen:?}: each refused with the reason, nothing changed, stacctl answered"))
+        };
+        r.check("hostile-config-on-sighup", hostile.await);
 
         // Scale: 100 more subsystems zoned at once; RSS of both daemons.
         let scale = async {
