@@ -312,15 +312,34 @@ impl Dc {
 
     /// Waits `d`, or less if a command needs attention.
     async fn pause(&mut self, d: Duration) {
+        self.pause_until(d, false).await;
+    }
+
+    /// [`pause`](Self::pause) that an AEN also ends: after a failed read,
+    /// a new change event means the page has moved on (a target changing
+    /// it faster than a read completes fails the read), so read it now
+    /// rather than 20 s later.
+    async fn pause_or_aen(&mut self, d: Duration) {
+        if self.pause_until(d, true).await {
+            self.refetch = false;
+        }
+    }
+
+    /// Waits `d` or until a command needs attention (an AEN too when
+    /// `aen`); whether an AEN ended it.
+    async fn pause_until(&mut self, d: Duration, aen: bool) -> bool {
         let deadline = tokio::time::Instant::now() + d;
         loop {
             self.apply();
             if self.inbox.stopping() || self.removed || self.resync {
-                return;
+                return false;
+            }
+            if aen && self.refetch {
+                return true;
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                return;
+                return false;
             }
             self.inbox.wait(Some(left)).await;
         }
@@ -585,7 +604,7 @@ impl Dc {
                                 );
                             }
                             self.set(|s| s.last_error = Some(e.to_string()));
-                            self.pause(FETCH_RETRY).await;
+                            self.pause_or_aen(FETCH_RETRY).await;
                         }
                     }
                 }

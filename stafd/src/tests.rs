@@ -835,6 +835,38 @@ async fn failed_log_read_is_retried_after_20s() {
     h.stop().await;
 }
 
+/// The page changing faster than a read completes fails the read (nvmet:
+/// "invalid field" once the retries are spent); the AEN of the next change
+/// must bring the read at once, not the 20 s retry (all N unzoned at once
+/// took 20 s for that).
+#[tokio::test(start_paused = true)]
+async fn an_aen_after_a_failed_read_reads_at_once() {
+    let sim = SimKernel::new();
+    sim.add_dc(
+        "10.0.0.1",
+        "8009",
+        DcType::None,
+        vec![nvme("10.0.0.9", "nqn.a")],
+    );
+    let h = start_with(sim.clone(), config(ONE_DC), None);
+    h.steady("10.0.0.1").await;
+    sim.with_dc("10.0.0.1", |d| d.log_errno = Some(nvmf_kernel::Errno::EIO));
+    h.aen("nvme0");
+    until("the failed read", || sim.state().log_reads.len() == 2).await;
+    settle().await;
+    sim.with_dc("10.0.0.1", |d| {
+        d.log_errno = None;
+        d.entries.clear();
+    });
+    h.aen("nvme0");
+    until("read again at once", || sim.state().log_reads.len() == 3).await;
+    let d = h.steady("10.0.0.1").await;
+    assert!(d.log_pages.is_empty(), "{:?}", d.log_pages);
+    settle().await;
+    assert_eq!(sim.state().log_reads.len(), 3, "one read per AEN");
+    h.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn registration_that_does_not_reach_the_dc_is_retried_after_5s() {
     let sim = SimKernel::new();

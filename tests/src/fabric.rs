@@ -66,6 +66,11 @@ pub fn describe(id: &str) -> Option<(Kind, String)> {
                     Kind::Connect,
                     format!("stacd from stacd.conf, {w} connects in flight"),
                 )
+            } else if let Some(p) = id.strip_prefix("unzoned-delete-") {
+                (
+                    Kind::Disconnect,
+                    format!("raw delete floor after unzoning all, {}", threads(p)),
+                )
             } else if let Some(p) = id.strip_prefix("raw-delete-") {
                 (
                     Kind::Disconnect,
@@ -91,7 +96,9 @@ fn order(id: &str) -> (u32, u32) {
                 .unwrap_or(u32::MAX),
         ),
         "stafd-stacd" => (3, 0),
-        "zone-rest" | "unzone-all" => (4, 0),
+        "zone-rest" => (4, 0),
+        _ if id.starts_with("unzoned-delete-") => (4, 0),
+        "unzone-all" => (4, 1),
         _ => (
             1,
             rank(
@@ -279,6 +286,15 @@ impl FabricResults {
                 if r.id == "unzone-all" {
                     if let Some(u) = self.metric("unzone-all.unlink-secs") {
                         note.push(format!("the {n} configfs unlinks took {}", fmt_secs(u)));
+                    }
+                    let floor = rows
+                        .iter()
+                        .find(|f| f.id.starts_with("unzoned-delete-") && !f.capped);
+                    if let Some(f) = floor.filter(|f| f.secs > 0.0) {
+                        note.push(format!(
+                            "{at_least}{:.2}× the delete floor after unzoning",
+                            r.secs / f.secs
+                        ));
                     }
                 }
                 let _ = writeln!(

@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use fixtures::nvmet::{Nvmet, PortAddr};
-use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, Fabrics};
+use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, Fabrics, SupportedOptions};
 use nvmf_kernel::KernelPaths;
 
 use crate::guest_bench_probe::{
@@ -84,9 +84,13 @@ fn clear_runtime_dirs() {
     }
 }
 
-fn io_options(i: u32) -> ConnectOptions {
+/// The TCP service of port 1 (discovery and I/O) and of port 2 (I/O).
+const DISC_PORT_SVC: &str = "8009";
+const IO_PORT_SVC: &str = "4420";
+
+fn io_options(i: u32, trsvcid: &str) -> ConnectOptions {
     let mut o = ConnectOptions::new(ControllerKind::Io, "tcp", &sub(i), Some("127.0.0.1"));
-    o.trsvcid = Some("4420".into());
+    o.trsvcid = Some(trsvcid.into());
     o.hostnqn = Some(HOSTNQN.into());
     o.hostid = Some(HOSTID.into());
     o
@@ -280,35 +284,12 @@ impl Bench<'_> {
                 return;
             }
         };
-        let next = AtomicUsize::new(0);
-        let ok = AtomicUsize::new(0);
-        let errors = Mutex::new(Vec::new());
         let start = self.begin();
-        let deadline = start + self.cap;
-        std::thread::scope(|s| {
-            for _ in 0..threads.max(1) {
-                s.spawn(|| {
-                    while Instant::now() < deadline {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(i) = u32::try_from(i).ok().filter(|i| *i < self.n) else {
-                            break;
-                        };
-                        match fabrics.connect(&io_options(i), &supported) {
-                            Ok(_) => {
-                                ok.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(e) => errors
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .push(format!("{}: {e}", sub(i))),
-                        }
-                    }
-                });
-            }
+        let (ok, errors) = self.connect_raw(&fabrics, &supported, threads, start + self.cap, |i| {
+            io_options(i, IO_PORT_SVC)
         });
         let secs = start.elapsed().as_secs_f64();
-        let reached = u32::try_from(ok.into_inner()).unwrap_or(u32::MAX);
-        let errors = errors.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let reached = u32::try_from(ok).unwrap_or(u32::MAX);
         let capped = reached < self.n && errors.is_empty();
         let o = Outcome {
             secs,
@@ -336,6 +317,88 @@ impl Bench<'_> {
         );
         let deleted = u32::try_from(deleted).unwrap_or(u32::MAX);
         self.r.check(&id, raw_detail(deleted, &errors));
+    }
+
+    /// `threads` threads connecting subsystems 0..N (`options(i)`) until
+    /// done or `deadline`: (connected, errors).
+    fn connect_raw(
+        &self,
+        fabrics: &Fabrics,
+        supported: &SupportedOptions,
+        threads: usize,
+        deadline: Instant,
+        options: impl Fn(u32) -> ConnectOptions + Sync,
+    ) -> (usize, Vec<String>) {
+        let next = AtomicUsize::new(0);
+        let ok = AtomicUsize::new(0);
+        let errors = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..threads.max(1) {
+                s.spawn(|| {
+                    while Instant::now() < deadline {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(i) = u32::try_from(i).ok().filter(|i| *i < self.n) else {
+                            break;
+                        };
+                        match fabrics.connect(&options(i), supported) {
+                            Ok(_) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => errors
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push(format!("{}: {e}", sub(i))),
+                        }
+                    }
+                });
+            }
+        });
+        (
+            ok.into_inner(),
+            errors.into_inner().unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Method 2b: the floor under "all unzoned at once". N raw connects
+    /// through port 1, then the clock starts: all N unlinked from port 1
+    /// (nvmet drops their controllers; the host starts reconnecting them)
+    /// and `threads` threads deleting them at once, as a daemon would. The
+    /// kernel's own cost of deleting controllers it is reconnecting.
+    fn raw_delete_unzoned(&mut self, threads: usize) {
+        let id = format!("unzoned-delete-{threads}");
+        self.reset(&id);
+        let fabrics = Fabrics::new(&KernelPaths::default());
+        let supported = match fabrics.supported_options() {
+            Ok(s) => s,
+            Err(e) => {
+                self.r.check(&id, Err(e.to_string()));
+                return;
+            }
+        };
+        let deadline = Instant::now() + self.cap;
+        let (ok, errors) = self.connect_raw(&fabrics, &supported, threads, deadline, |i| {
+            io_options(i, DISC_PORT_SVC)
+        });
+        if ok < self.n as usize {
+            self.r
+                .check(&id, raw_detail(u32::try_from(ok).unwrap_or(0), &errors));
+            return;
+        }
+        let victims = names();
+        let start = self.begin();
+        let unlinked = (0..self.n).try_for_each(|i| self.t.unlink(DISC_PORT, &sub(i)));
+        let (deleted, errors) = delete_all(&victims, threads, Some(start + self.cap));
+        let o = self.wait_disconnected(start);
+        self.finish(&id, &o);
+        let relinked = (0..self.n).try_for_each(|i| self.t.link(DISC_PORT, &sub(i)));
+        let deleted = u32::try_from(deleted).unwrap_or(u32::MAX);
+        self.r.check(
+            &id,
+            unlinked
+                .and(relinked)
+                .map_err(io_err)
+                .and_then(|()| raw_detail(deleted, &errors)),
+        );
     }
 
     /// Method 3b: stacd from stacd.conf alone with `w` connects in flight
@@ -597,6 +660,7 @@ pub fn scenario(r: &mut Report, args: &[String]) {
     for p in par {
         b.raw(p);
     }
+    b.raw_delete_unzoned(8);
     b.stacd_alone();
     for w in widths {
         b.stacd_width(w);
