@@ -337,6 +337,29 @@ impl FabricResults {
             rss("stacd"),
             rss("stacd-alone")
         );
+        if let (Some(user), Some(sys)) = (
+            self.metric("cpu-stacd-alone.user"),
+            self.metric("cpu-stacd-alone.sys"),
+        ) {
+            let _ = writeln!(
+                s,
+                "| CPU of stacd from stacd.conf, start → all {n} live | user {user:.2} s, system {sys:.2} s | | system time is mostly the kernel's connect work done in stacd's threads |"
+            );
+        }
+        for (key, label) in [
+            ("raw-connect-1", "raw connect floor, 1 thread"),
+            ("raw-connect-8", "raw connect floor, 8 threads"),
+        ] {
+            if let (Some(user), Some(sys)) = (
+                self.metric(&format!("cpu-{key}.user")),
+                self.metric(&format!("cpu-{key}.sys")),
+            ) {
+                let _ = writeln!(
+                    s,
+                    "| CPU of the {label} (the guest program, its sampler included) | user {user:.2} s, system {sys:.2} s | | |"
+                );
+            }
+        }
         s
     }
 

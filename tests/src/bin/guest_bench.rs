@@ -19,8 +19,8 @@ use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, Fabrics, SupportedOpt
 use nvmf_kernel::KernelPaths;
 
 use crate::guest_bench_probe::{
-    delete_all, names, raw_detail, reset, rss_mib, series_csv, tail, terminate, wait_new_live_io,
-    Counter, Sampler,
+    cpu_secs, delete_all, names, raw_detail, reset, rss_mib, series_csv, tail, terminate,
+    wait_new_live_io, Counter, Sampler,
 };
 use crate::guest_stacd::{start_stacd, start_stacd_with};
 use crate::guest_stafd::{percentile, prepare_host, start_dbus, start_stafd, stop};
@@ -284,10 +284,15 @@ impl Bench<'_> {
                 return;
             }
         };
+        let cpu_before = cpu_secs(std::process::id());
         let start = self.begin();
         let (ok, errors) = self.connect_raw(&fabrics, &supported, threads, start + self.cap, |i| {
             io_options(i, IO_PORT_SVC)
         });
+        if let (Some(b), Some(a)) = (cpu_before, cpu_secs(std::process::id())) {
+            self.r.metric(&format!("cpu-{id}.user"), a.0 - b.0, "s");
+            self.r.metric(&format!("cpu-{id}.sys"), a.1 - b.1, "s");
+        }
         let secs = start.elapsed().as_secs_f64();
         let reached = u32::try_from(ok).unwrap_or(u32::MAX);
         let capped = reached < self.n && errors.is_empty();
@@ -446,6 +451,12 @@ impl Bench<'_> {
         self.finish("stacd-conf", &o);
         if let Some(m) = rss_mib(stacd.id()) {
             self.r.metric("rss-stacd-alone", m, "MiB");
+        }
+        // Where stacd's time over the raw floor goes: its own CPU, on the
+        // same two vCPUs the kernel connects with.
+        if let Some((user, sys)) = cpu_secs(stacd.id()) {
+            self.r.metric("cpu-stacd-alone.user", user, "s");
+            self.r.metric("cpu-stacd-alone.sys", sys, "s");
         }
 
         let _ = std::fs::write("/etc/stas/stacd.conf", stacd_conf(None));

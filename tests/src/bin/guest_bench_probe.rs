@@ -309,6 +309,17 @@ pub(crate) fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// CPU seconds (user, system) process `pid` has used so far, from
+/// /proc/PID/stat (clock ticks of 1/100 s, the kernel's USER_HZ).
+pub(crate) fn cpu_secs(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces: state is 3rd.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? / 100.0, ticks(12)? / 100.0))
+}
+
 /// A series as CSV: `t,live,io,dc`.
 pub(crate) fn series_csv(series: &[Sample]) -> String {
     let mut s = String::from("t,live,io,dc\n");
