@@ -276,13 +276,8 @@ impl Bench<'_> {
     fn raw(&mut self, threads: usize) {
         let id = format!("raw-connect-{threads}");
         self.reset(&id);
-        let fabrics = Fabrics::new(&KernelPaths::default());
-        let supported = match fabrics.supported_options() {
-            Ok(s) => s,
-            Err(e) => {
-                self.r.check(&id, Err(e.to_string()));
-                return;
-            }
+        let Some((fabrics, supported)) = self.fabrics(&id) else {
+            return;
         };
         let cpu_before = cpu_secs(std::process::id());
         let start = self.begin();
@@ -322,6 +317,18 @@ impl Bench<'_> {
         );
         let deleted = u32::try_from(deleted).unwrap_or(u32::MAX);
         self.r.check(&id, raw_detail(deleted, &errors));
+    }
+
+    /// The kernel's fabrics interface and its options, or check `id` failed.
+    fn fabrics(&mut self, id: &str) -> Option<(Fabrics, SupportedOptions)> {
+        let fabrics = Fabrics::new(&KernelPaths::default());
+        match fabrics.supported_options() {
+            Ok(s) => Some((fabrics, s)),
+            Err(e) => {
+                self.r.check(id, Err(e.to_string()));
+                None
+            }
+        }
     }
 
     /// `threads` threads connecting subsystems 0..N (`options(i)`) until
@@ -372,13 +379,8 @@ impl Bench<'_> {
     fn raw_delete_unzoned(&mut self, threads: usize) {
         let id = format!("unzoned-delete-{threads}");
         self.reset(&id);
-        let fabrics = Fabrics::new(&KernelPaths::default());
-        let supported = match fabrics.supported_options() {
-            Ok(s) => s,
-            Err(e) => {
-                self.r.check(&id, Err(e.to_string()));
-                return;
-            }
+        let Some((fabrics, supported)) = self.fabrics(&id) else {
+            return;
         };
         let deadline = Instant::now() + self.cap;
         let (ok, errors) = self.connect_raw(&fabrics, &supported, threads, deadline, |i| {

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use fixtures::nvmet::{Nvmet, PortAddr};
 use nvmf_kernel::sysfs::Sysfs;
 
-use crate::guest_stacd::{namespaces, start_stacd, start_stacd_with, sub, until_every};
+use crate::guest_stacd::{
+    add_subsystems, namespaces, start_stacd, start_stacd_with, sub, until_every,
+};
 use crate::guest_stafd::{start_stafd, stop};
 use crate::{ensure, Report};
 
@@ -138,17 +140,7 @@ pub(crate) async fn scenario(
 ) {
     // ~200 I/O controllers: 100 more on top of the scale step's.
     let grow = async {
-        for n in GROW {
-            t.add_subsystem(&sub(n), true, None)
-                .map_err(|e| e.to_string())?;
-            t.add_namespace(
-                &sub(n),
-                1,
-                std::path::Path::new(&format!("/tmp/c{n}.img")),
-                1 << 20,
-            )
-            .map_err(|e| e.to_string())?;
-        }
+        add_subsystems(t, GROW)?;
         let start = Instant::now();
         for n in GROW {
             t.link(1, &sub(n)).map_err(|e| e.to_string())?;

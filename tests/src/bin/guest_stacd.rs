@@ -43,6 +43,23 @@ pub(crate) fn start_stacd_with(env: &[(&str, &str)]) -> std::io::Result<Child> {
         .spawn()
 }
 
+/// Subsystems `sub(n)` for `n` in `range`, each open to any host with a
+/// 1 MiB namespace, not linked to a port yet.
+pub(crate) fn add_subsystems(t: &Nvmet, range: std::ops::Range<u32>) -> Result<(), String> {
+    for n in range {
+        t.add_subsystem(&sub(n), true, None)
+            .map_err(|e| e.to_string())?;
+        t.add_namespace(
+            &sub(n),
+            1,
+            std::path::Path::new(&format!("/tmp/c{n}.img")),
+            1 << 20,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Live-or-connecting I/O controllers: subsystem NQN -> device. Reads
 /// each controller's identifying attributes only (no subsystem walk, no
 /// full attribute set): the checks poll it while stacd works, and must not
@@ -455,16 +472,7 @@ pub fn scenario(r: &mut Report) {
 
         // Scale: 100 more subsystems zoned at once; RSS of both daemons.
         let scale = async {
-            for n in SCALE_FIRST..SCALE_FIRST + SCALE_COUNT {
-                t.add_subsystem(&sub(n), true, None).map_err(|e| e.to_string())?;
-                t.add_namespace(
-                    &sub(n),
-                    1,
-                    std::path::Path::new(&format!("/tmp/c{n}.img")),
-                    1 << 20,
-                )
-                .map_err(|e| e.to_string())?;
-            }
+            add_subsystems(&t, SCALE_FIRST..SCALE_FIRST + SCALE_COUNT)?;
             let start = Instant::now();
             for n in SCALE_FIRST..SCALE_FIRST + SCALE_COUNT {
                 t.link(1, &sub(n)).map_err(|e| e.to_string())?;
