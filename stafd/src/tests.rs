@@ -165,6 +165,19 @@ impl Harness {
     }
 }
 
+/// A simulated kernel with DC 10.0.0.1:8009 listing one subsystem
+/// (nqn.a at 10.0.0.9): the setup most tests start from.
+fn one_dc_listing_one_subsystem() -> Arc<SimKernel> {
+    let sim = SimKernel::new();
+    sim.add_dc(
+        "10.0.0.1",
+        "8009",
+        DcType::None,
+        vec![nvme("10.0.0.9", "nqn.a")],
+    );
+    sim
+}
+
 const ONE_DC: &str = "[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\n";
 
 #[tokio::test(start_paused = true)]
@@ -229,13 +242,7 @@ async fn unreachable_dc_retries_fast_then_slow() {
 
 #[tokio::test(start_paused = true)]
 async fn existing_connection_is_adopted_not_duplicated() {
-    let sim = SimKernel::new();
-    sim.add_dc(
-        "10.0.0.1",
-        "8009",
-        DcType::None,
-        vec![nvme("10.0.0.9", "nqn.a")],
-    );
+    let sim = one_dc_listing_one_subsystem();
     let mut o = ConnectOptions::new(
         ControllerKind::Discovery,
         "tcp",
@@ -349,13 +356,7 @@ async fn referrals_are_followed_cycle_safe_and_removed() {
 
 #[tokio::test(start_paused = true)]
 async fn aen_refetches_and_a_storm_of_aens_costs_one_read() {
-    let sim = SimKernel::new();
-    sim.add_dc(
-        "10.0.0.1",
-        "8009",
-        DcType::None,
-        vec![nvme("10.0.0.9", "nqn.a")],
-    );
+    let sim = one_dc_listing_one_subsystem();
     let h = start_with(sim, config(ONE_DC), None);
     h.steady("10.0.0.1").await;
     h.sim
@@ -410,13 +411,7 @@ async fn rediscover_event_resyncs_registration_and_log() {
 
 #[tokio::test(start_paused = true)]
 async fn device_removal_reconnects_after_3s_keeping_the_cache() {
-    let sim = SimKernel::new();
-    sim.add_dc(
-        "10.0.0.1",
-        "8009",
-        DcType::None,
-        vec![nvme("10.0.0.9", "nqn.a")],
-    );
+    let sim = one_dc_listing_one_subsystem();
     let h = start_with(sim, config(ONE_DC), None);
     h.steady("10.0.0.1").await;
     h.sim.vanish("nvme0");
@@ -649,13 +644,7 @@ async fn last_known_config_restores_cached_pages_before_connecting() {
     std::fs::create_dir_all(&dir).unwrap();
     let lkc = LkcFile::new(dir.join("lkc.bin"), "stafd");
 
-    let sim = SimKernel::new();
-    sim.add_dc(
-        "10.0.0.1",
-        "8009",
-        DcType::None,
-        vec![nvme("10.0.0.9", "nqn.a")],
-    );
+    let sim = one_dc_listing_one_subsystem();
     let h = start_with(sim.clone(), config(ONE_DC), Some(lkc.clone()));
     h.steady("10.0.0.1").await;
     h.stop().await; // persistent: the kernel connection stays
@@ -814,13 +803,7 @@ async fn removing_a_dc_removes_the_referrals_only_it_named() {
 
 #[tokio::test(start_paused = true)]
 async fn failed_log_read_is_retried_after_20s() {
-    let sim = SimKernel::new();
-    sim.add_dc(
-        "10.0.0.1",
-        "8009",
-        DcType::None,
-        vec![nvme("10.0.0.9", "nqn.a")],
-    );
+    let sim = one_dc_listing_one_subsystem();
     sim.with_dc("10.0.0.1", |d| d.log_errno = Some(nvmf_kernel::Errno::EIO));
     let h = start_with(sim.clone(), config(ONE_DC), None);
     until("first read", || sim.state().log_reads.len() == 1).await;
@@ -841,13 +824,7 @@ async fn failed_log_read_is_retried_after_20s() {
 /// took 20 s for that).
 #[tokio::test(start_paused = true)]
 async fn an_aen_after_a_failed_read_reads_at_once() {
-    let sim = SimKernel::new();
-    sim.add_dc(
-        "10.0.0.1",
-        "8009",
-        DcType::None,
-        vec![nvme("10.0.0.9", "nqn.a")],
-    );
+    let sim = one_dc_listing_one_subsystem();
     let h = start_with(sim.clone(), config(ONE_DC), None);
     h.steady("10.0.0.1").await;
     sim.with_dc("10.0.0.1", |d| d.log_errno = Some(nvmf_kernel::Errno::EIO));
