@@ -39,6 +39,38 @@ pub const LOST_RECHECK: Duration = Duration::from_secs(1);
 /// every read must not grow the daemon without bound.
 pub const MAX_REFERRALS: usize = 1024;
 
+/// Which DCs each DC a referral walk reached refers to.
+#[derive(Debug, Default)]
+struct Edges(BTreeMap<Tid, Vec<Tid>>);
+
+impl Edges {
+    /// Whether `target` is reached from `from` without going through it.
+    fn reaches<'a>(&self, from: impl Iterator<Item = &'a Tid>, target: &Tid) -> bool {
+        let mut frontier: Vec<&Tid> = from.collect();
+        let mut seen: BTreeSet<&Tid> = frontier.iter().copied().collect();
+        while let Some(t) = frontier.pop() {
+            for next in self.0.get(t).into_iter().flatten() {
+                if next == target {
+                    return true;
+                }
+                if seen.insert(next) {
+                    frontier.push(next);
+                }
+            }
+        }
+        false
+    }
+}
+
+/// What a referral walk found.
+#[derive(Debug, Default)]
+struct Walk {
+    /// Every DC referred to.
+    referred: BTreeSet<Tid>,
+    /// The referrals of each DC the walk went through.
+    edges: Edges,
+}
+
 /// What the service publishes (D-Bus signals, and tests).
 pub trait Signals: Send + Sync + 'static {
     /// A DC's log page was read (`log_pages_changed`).
@@ -374,35 +406,61 @@ impl Service {
             .filter(|t| !t.transport.is_empty() && (!t.traddr.is_empty() || t.transport == "loop"))
             .collect();
 
-        // Referrals are followed outward from the configured DCs only: a DC
-        // that is no longer wanted does not keep its referrals alive, and a
-        // cycle of referrals cannot keep itself alive either.
-        let mut referrals: Vec<Tid> = Vec::new();
-        let mut seen: BTreeSet<Tid> = configured.iter().cloned().collect();
-        let mut frontier: Vec<Tid> = configured.clone();
-        while let Some(t) = frontier.pop() {
-            let Some(e) = self.dcs.get(&t) else { continue };
-            let s = e.handle.snapshot();
-            for r in s.referrals() {
-                let tid = Tid::from_dlpe(
-                    r,
-                    &s.tid.host_traddr,
-                    &s.tid.host_iface,
-                    &s.tid.host_nqn,
-                    &ctx,
-                );
-                if referrals.len() >= MAX_REFERRALS {
-                    log::warn!("more than {MAX_REFERRALS} referrals; following only the first {MAX_REFERRALS}");
-                    break;
-                }
-                if seen.insert(tid.clone()) {
-                    referrals.push(tid.clone());
-                    frontier.push(tid);
-                }
+        // mDNS DCs are kept while announced, and after that while connected
+        // or within zeroconf-connections-persistence (§6.7): both count as
+        // found over mDNS here, so an exclude removes a held one too. Those
+        // past that time are removed below and keep no referrals either.
+        let unresponsive = self.unresponsive();
+        let held = self
+            .dcs
+            .iter()
+            .filter(|(_, e)| lock(&e.handle.status).origin == Some(Origin::Discovered))
+            .map(|(t, _)| t.clone());
+        let discovered: Vec<Tid> = self
+            .zeroconf
+            .iter()
+            .cloned()
+            .chain(held)
+            .collect::<BTreeSet<Tid>>()
+            .into_iter()
+            .collect();
+
+        // Referrals are followed from every DC that is wanted in its own
+        // right, configured (or NBFT) or found over mDNS, as upstream does
+        // (nvme-stas #438), and through the referred DCs that are usable.
+        // Walking outward from those roots only, never from whatever DC
+        // happens to be running, means a DC that is no longer wanted (removed
+        // from the configuration, excluded, or an mDNS DC given up) does not
+        // keep its referrals alive, and a cycle of referrals cannot keep
+        // itself alive either; `seen` makes the walk end on a cycle.
+        let usable = |t: &Tid| {
+            let (valid, _) = filter_addresses(vec![t.clone()], cfg.global.ip_family);
+            !valid.is_empty() && remove_excluded(&cfg.excludes, valid).1.is_empty()
+        };
+        let roots: Vec<Tid> = configured
+            .iter()
+            .chain(discovered.iter())
+            .filter(|t| !unresponsive.contains(*t) && usable(t))
+            .cloned()
+            .collect();
+        let walk = self.walk_referrals(&roots, &ctx, usable);
+        let mut referred = walk.referred;
+        // An mDNS DC referred to only through its own referrals (A refers
+        // to B, B back to A: DCs of one fabric do) must keep its mDNS
+        // standing, or the cycle would keep it once it is no longer
+        // announced. Referred to from another root, it is a referral.
+        let configured_set: BTreeSet<&Tid> = configured.iter().collect();
+        for a in &discovered {
+            if configured_set.contains(a) || !referred.contains(a) {
+                continue;
+            }
+            let others = roots.iter().filter(|r| *r != a);
+            if !walk.edges.reaches(others, a) {
+                referred.remove(a);
             }
         }
+        let referrals: Vec<Tid> = referred.into_iter().collect();
 
-        let discovered: Vec<Tid> = self.zeroconf.iter().cloned().collect();
         let mut origin_of: BTreeMap<Tid, Origin> = BTreeMap::new();
         for (tids, origin) in [
             (&discovered, Origin::Discovered),
@@ -428,7 +486,6 @@ impl Service {
 
         // DCs found over mDNS survive its absence unless excluded, or lost
         // for longer than zeroconf-connections-persistence (§6.3 steps 5-6).
-        let unresponsive = self.unresponsive();
         let must_remove: BTreeSet<&Tid> = all
             .iter()
             .filter(|t| !wanted.contains(*t))
@@ -473,6 +530,47 @@ impl Service {
         self.check_lost();
         self.publish_view();
         self.save_lkc();
+    }
+
+    /// The referrals reachable from `roots`: every DC they refer to, and
+    /// onward through each referred DC that is `usable` (at most
+    /// [`MAX_REFERRALS`] of them), with the edges walked.
+    fn walk_referrals(
+        &self,
+        roots: &[Tid],
+        ctx: &TidContext,
+        usable: impl Fn(&Tid) -> bool,
+    ) -> Walk {
+        let mut walk = Walk::default();
+        let mut seen: BTreeSet<Tid> = roots.iter().cloned().collect();
+        let mut frontier: Vec<Tid> = roots.to_vec();
+        while let Some(t) = frontier.pop() {
+            let Some(e) = self.dcs.get(&t) else { continue };
+            let s = e.handle.snapshot();
+            let mut out = Vec::new();
+            for r in s.referrals() {
+                if walk.referred.len() >= MAX_REFERRALS {
+                    log::warn!("more than {MAX_REFERRALS} referrals; following only the first {MAX_REFERRALS}");
+                    break;
+                }
+                let tid = Tid::from_dlpe(
+                    r,
+                    &s.tid.host_traddr,
+                    &s.tid.host_iface,
+                    &s.tid.host_nqn,
+                    ctx,
+                );
+                walk.referred.insert(tid.clone());
+                out.push(tid.clone());
+                // A referred DC that will not be kept (excluded, or of a
+                // disabled address family) is not followed further.
+                if usable(&tid) && seen.insert(tid.clone()) {
+                    frontier.push(tid);
+                }
+            }
+            walk.edges.0.insert(t, out);
+        }
+        walk
     }
 
     /// The lost-controller check (§6.7) for every discovered DC: one that

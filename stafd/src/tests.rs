@@ -1077,3 +1077,81 @@ async fn a_configured_dc_also_announced_stays_configured() {
     assert_eq!(h.dc("10.0.0.1").unwrap().origin, Some(Origin::Configured));
     h.stop().await;
 }
+
+/// Upstream follows referrals from every DC (nvme-stas #438), not only from
+/// configured ones; a referral hangs from its mDNS DC and goes with it.
+#[tokio::test(start_paused = true)]
+async fn referrals_of_an_mdns_dc_are_followed_and_go_with_it() {
+    let sim = SimKernel::new();
+    sim.add_dc(
+        "10.0.0.7",
+        "8009",
+        DcType::None,
+        vec![nvme("10.0.0.9", "nqn.a"), referral("10.0.0.8")],
+    );
+    sim.add_dc(
+        "10.0.0.8",
+        "8009",
+        DcType::None,
+        vec![referral("10.0.0.7"), nvme("10.0.0.10", "nqn.b")],
+    );
+    let cfg = "[Discovery controller connection management]\nzeroconf-connections-persistence=30\n";
+    let h = start_with(sim.clone(), config(cfg), None);
+    h.handle
+        .send(Input::Zeroconf([discovered("10.0.0.7", "eth1")].into()));
+    let referred = h.steady("10.0.0.8").await;
+    assert_eq!(referred.origin, Some(Origin::Referral));
+    assert_eq!(
+        referred.tid.host_iface, "eth1",
+        "reached from the interface its referrer was found on"
+    );
+    settle().await;
+    assert_eq!(
+        h.dcs().len(),
+        2,
+        "the referral back to the mDNS DC is no third DC"
+    );
+    assert_eq!(
+        h.dc("10.0.0.7").unwrap().origin,
+        Some(Origin::Discovered),
+        "referred to only by its own referral: still an mDNS DC"
+    );
+    let referred_dev = referred.device.unwrap();
+
+    // No longer announced but still connected: both are kept.
+    h.handle.send(Input::Zeroconf(Default::default()));
+    for _ in 0..4 {
+        tokio::time::advance(Duration::from_secs(30)).await;
+        settle().await;
+    }
+    assert_eq!(h.dcs().len(), 2, "{:?}", h.dcs());
+
+    // The mDNS DC goes: unreachable too, then given up after
+    // zeroconf-connections-persistence. Its referral goes with it, though
+    // that one is still connected and refers back to it.
+    let mdns_dev = h.dc("10.0.0.7").unwrap().device.unwrap();
+    sim.with_dc("10.0.0.7", |d| d.reachable = false);
+    sim.vanish(&mdns_dev);
+    h.uevent(&[
+        &format!("remove@/devices/virtual/nvme-fabrics/ctl/{mdns_dev}"),
+        "SUBSYSTEM=nvme",
+    ]);
+    for _ in 0..20 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        settle().await;
+    }
+    assert!(
+        h.dc("10.0.0.8").is_some_and(|d| d.connected),
+        "kept while its referrer is within the persistence time"
+    );
+    for _ in 0..15 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        settle().await;
+    }
+    until("both gone", || h.dcs().is_empty()).await;
+    until("the referral disconnected", || {
+        sim.state().disconnects.contains(&referred_dev)
+    })
+    .await;
+    h.stop().await;
+}
