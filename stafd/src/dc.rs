@@ -146,9 +146,13 @@ pub enum Notice {
 pub enum Command {
     /// A Discovery Log Page Change AEN arrived: read the log again.
     Aen,
-    /// The kernel reconnected it (`NVME_EVENT=connected/rediscover`), or a
-    /// reload or lost events ask for a resync: register, query, read again.
+    /// The kernel reconnected it (`NVME_EVENT=connected/rediscover`), or
+    /// lost events ask for a resync: register, query, read again.
     Resync,
+    /// The configuration was reloaded (SIGHUP): bring the registration up
+    /// to date (a DIM update when what we registered changed, such as the
+    /// symbolic name; a registration if we hold none), query, read again.
+    Reload,
     /// Its kernel device was removed: reconnect, keeping the cached log page.
     Removed,
     /// Stop; disconnect unless `keep_connection`.
@@ -188,8 +192,8 @@ pub struct HostInfo {
 pub struct DcContext {
     /// The kernel, the controller inventory and the connect bound.
     pub fabric: Fabric<dyn Kernel>,
-    /// The host identity.
-    pub host: Arc<HostInfo>,
+    /// The host identity; only the symbolic name changes (on reload).
+    pub host: watch::Receiver<Arc<HostInfo>>,
     /// The current configuration.
     pub config: watch::Receiver<Arc<StafdConfig>>,
     /// Connect options the kernel accepts.
@@ -247,8 +251,9 @@ pub fn spawn(
         me,
         removed: false,
         resync: false,
+        reload: false,
         refetch: false,
-        registered: false,
+        registered: None,
     };
     let task = tokio::spawn(dc.run());
     stas_common::daemon::TaskHandle::new(id, status, tx, task)
@@ -272,9 +277,11 @@ struct Dc {
     me: stas_common::daemon::Commander<Command>,
     removed: bool,
     resync: bool,
+    reload: bool,
     refetch: bool,
-    /// Registered with the DC (DIM) on the current connection.
-    registered: bool,
+    /// What the DC holds from our registration (DIM) on the current
+    /// connection: a reload compares it with what we would register now.
+    registered: Option<DimData>,
 }
 
 enum Next {
@@ -294,6 +301,7 @@ impl Dc {
             match cmd {
                 Command::Aen => self.refetch = true,
                 Command::Resync => self.resync = true,
+                Command::Reload => self.reload = true,
                 Command::Removed => self.removed = true,
                 Command::Stop { .. } => {}
             }
@@ -331,7 +339,7 @@ impl Dc {
         let deadline = tokio::time::Instant::now() + d;
         loop {
             self.apply();
-            if self.inbox.stopping() || self.removed || self.resync {
+            if self.inbox.stopping() || self.removed || self.resync || self.reload {
                 return false;
             }
             if aen && self.refetch {
@@ -349,7 +357,7 @@ impl Dc {
     async fn idle(&mut self) {
         loop {
             self.apply();
-            if self.inbox.stopping() || self.removed || self.resync || self.refetch {
+            if self.inbox.stopping() || self.removed || self.resync || self.reload || self.refetch {
                 return;
             }
             self.inbox.wait(None).await;
@@ -372,6 +380,7 @@ impl Dc {
                 // A device removal while waiting changes nothing: we reconnect anyway.
                 self.removed = false;
                 self.resync = false;
+                self.reload = false;
             }
             match self.connect().await {
                 // Told to stop before the connect could start.
@@ -401,7 +410,7 @@ impl Dc {
         self.apply();
         let keep = self.inbox.stop().unwrap_or(true);
         if let (Some(dev), false) = (device, keep) {
-            if self.registered {
+            if self.registered.is_some() {
                 // Tell the CDC/DDC we are leaving before we go (TP8010);
                 // upstream never deregisters.
                 let (d, data) = (dev.clone(), self.registration());
@@ -439,7 +448,7 @@ impl Dc {
             s.stage = Stage::Connecting;
         });
         let cfg = self.ctx.config.borrow().clone();
-        let host = &self.ctx.host;
+        let host = self.ctx.host.borrow().clone();
         let opts: ConnectOptions = task::connect_options(
             ControllerKind::Discovery,
             &self.tid,
@@ -514,8 +523,12 @@ impl Dc {
         let mut stage = self.first_stage(dctype);
         let mut lsp = 0u8;
         let (mut register_failed, mut fetch_failed) = (false, false);
-        // A resync asked for before we connected is already served by this pass.
+        // Whether this pass was started by a reload (a DIM update will do).
+        let mut reloaded = false;
+        // A resync or reload asked for before we connected is already
+        // served by this pass, which registers afresh.
         self.resync = false;
+        self.reload = false;
         loop {
             if self.inbox.stopping() {
                 return Next::Stop;
@@ -528,11 +541,19 @@ impl Dc {
                     s.connected = false;
                     s.connect_attempts = 0;
                 });
-                self.registered = false;
+                self.registered = None;
                 return Next::Reconnect(FAST_RETRY);
             }
             if std::mem::take(&mut self.resync) {
+                // The kernel reconnected it (or events were lost): the DC
+                // may have forgotten us, so register again.
                 self.refetch = false;
+                self.reload = false;
+                reloaded = false;
+                stage = self.first_stage(dctype);
+            } else if std::mem::take(&mut self.reload) {
+                self.refetch = false;
+                reloaded = true;
                 stage = self.first_stage(dctype);
             } else if stage == Stage::Steady && std::mem::take(&mut self.refetch) {
                 stage = Stage::Fetching;
@@ -541,14 +562,27 @@ impl Dc {
             match stage {
                 Stage::Registering => {
                     let data = self.registration();
-                    let d = device.to_owned();
-                    match self
-                        .blocking(move |k| k.register(&d, Tas::Register, &data))
-                        .await
-                    {
+                    // On a reload the DC already holding our registration
+                    // gets a DIM update (TP8010) when it changed, nothing
+                    // when it did not; a second register would be a new
+                    // registration to a DC that has one.
+                    let tas = match &self.registered {
+                        Some(held) if reloaded && *held == data => None,
+                        Some(_) if reloaded => Some(Tas::Update),
+                        _ => Some(Tas::Register),
+                    };
+                    let Some(tas) = tas else {
+                        stage = self.after_registration(dctype);
+                        continue;
+                    };
+                    let (d, sent) = (device.to_owned(), data.clone());
+                    match self.blocking(move |k| k.register(&d, tas, &sent)).await {
                         Ok(_) => {
                             register_failed = false;
-                            self.registered = true;
+                            if tas == Tas::Update {
+                                log::info!("{} | {device} - Registration updated", self.tid);
+                            }
+                            self.registered = Some(data);
                             stage = self.after_registration(dctype);
                         }
                         Err(e) if e.nvme_status().is_some() => {
@@ -615,7 +649,7 @@ impl Dc {
     }
 
     fn registration(&self) -> DimData {
-        let h = &self.ctx.host;
+        let h = self.ctx.host.borrow().clone();
         let adrfam = if self.tid.traddr.contains(':') {
             AdrFam::Ipv6
         } else {

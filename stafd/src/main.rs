@@ -260,6 +260,33 @@ fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
     })
 }
 
+/// sys.conf's symbolic name, read again on SIGHUP so that a new one
+/// reaches the CDCs and DDCs as a DIM update (upstream reads sys.conf only
+/// at start). The host NQN and ID name every connection and registration:
+/// a change to them is reported and waits for a restart. `None` when the
+/// file cannot be read (the current name stays).
+fn reload_symname(path: &Path, nvme_dir: &Path, started: &SysConf) -> Option<Option<String>> {
+    match config::load_sysconf(path, nvme_dir) {
+        Ok((now, diags)) => {
+            for d in diags {
+                log::warn!("{d}");
+            }
+            if now.hostnqn != started.hostnqn || now.hostid != started.hostid {
+                log::warn!(
+                    "{}: the host NQN or ID changed; stafd keeps {} until it is restarted",
+                    path.display(),
+                    started.hostnqn
+                );
+            }
+            Some(now.symname)
+        }
+        Err(e) => {
+            log::error!("{e}; keeping the host symbolic name");
+            None
+        }
+    }
+}
+
 async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> ExitCode {
     // Subscribe before anything scans sysfs, so no event falls in between.
     let uevents = match UeventStream::open(daemon::uevent_rcvbuf(), true) {
@@ -345,9 +372,13 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
     let h = handle.clone();
     daemon::forward_uevents(uevents, move |item| h.send(Input::Uevent(item)));
     let conf_file = args.conf_file.clone();
+    let (sys_conf, nvme_dir) = (args.sys_conf.clone(), args.nvme_dir.clone());
     let reload_handle = handle.clone();
     let reload = move || match load_config(&conf_file) {
         Ok(c) => {
+            if let Some(symname) = reload_symname(&sys_conf, &nvme_dir, &sys) {
+                reload_handle.send(Input::Symname(symname));
+            }
             logging::set_tron(c.global.tron);
             tid_context.set(TidContext {
                 host_nqn: sys.hostnqn.clone(),

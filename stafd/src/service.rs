@@ -98,8 +98,13 @@ pub enum Input {
     Zeroconf(BTreeSet<Tid>),
     /// A kernel uevent, or news that some were lost.
     Uevent(UeventItem),
-    /// A new configuration (SIGHUP): apply and resync every DC.
+    /// A new configuration (SIGHUP): apply, and have every DC bring its
+    /// registration up to date and read its log page again.
     Reload(Arc<StafdConfig>),
+    /// The symbolic name sys.conf gives now (SIGHUP re-reads it for this
+    /// alone: a new host NQN or ID needs a restart). DCs learn it from the
+    /// [`Input::Reload`] that follows.
+    Symname(Option<String>),
     /// Stop every DC (keeping connections if configured) and end.
     Shutdown,
 }
@@ -126,6 +131,7 @@ pub type View = stas_common::daemon::StatusBoard<DcStatus>;
 pub struct Service {
     ctx: Arc<DcContext>,
     config_tx: watch::Sender<Arc<StafdConfig>>,
+    host_tx: watch::Sender<Arc<HostInfo>>,
     dcs: BTreeMap<Tid, Entry>,
     draining: Draining<DcStatus, Command>,
     next_id: u64,
@@ -191,6 +197,7 @@ impl Service {
     ) -> (Self, ServiceHandle) {
         let supported = stas_common::kernel::probe_options(&*kernel, &["host_iface", "discovery"]);
         let (config_tx, config_rx) = watch::channel(config);
+        let (host_tx, host_rx) = watch::channel(Arc::new(host));
         let (ntx, notices) = mpsc::unbounded_channel();
         let (itx, inputs) = mpsc::unbounded_channel();
         let ctx = Arc::new(DcContext {
@@ -199,7 +206,7 @@ impl Service {
                 inventory: Arc::new(Inventory::new()),
                 gate: ConnectGate::from_env(),
             },
-            host: Arc::new(host),
+            host: host_rx,
             config: config_rx,
             supported: Arc::new(supported),
             notices: ntx,
@@ -209,6 +216,7 @@ impl Service {
         let svc = Self {
             ctx,
             config_tx,
+            host_tx,
             dcs: BTreeMap::new(),
             draining: Draining::default(),
             next_id: 0,
@@ -230,7 +238,7 @@ impl Service {
 
     fn tid_context(&self) -> TidContext {
         TidContext {
-            host_nqn: self.ctx.host.hostnqn.clone(),
+            host_nqn: self.host_tx.borrow().hostnqn.clone(),
             ignore_iface: self.config().global.ignore_iface,
         }
     }
@@ -825,9 +833,25 @@ impl Service {
             Input::Reload(cfg) => {
                 let _ = self.config_tx.send(cfg);
                 for e in self.dcs.values() {
-                    e.handle.send(Command::Resync);
+                    e.handle.send(Command::Reload);
                 }
                 *want_reconcile = true;
+            }
+            Input::Symname(symname) => {
+                self.host_tx.send_if_modified(|h| {
+                    if h.symname == symname {
+                        return false;
+                    }
+                    log::info!(
+                        "Host symbolic name is now {}",
+                        symname.as_deref().unwrap_or("(none)")
+                    );
+                    *h = Arc::new(HostInfo {
+                        symname,
+                        ..HostInfo::clone(h)
+                    });
+                    true
+                });
             }
             Input::Shutdown => self.shutting_down = true,
         }

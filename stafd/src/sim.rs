@@ -52,6 +52,8 @@ pub struct SimState {
     pub disconnects: Vec<String>,
     /// Registrations received (device, task).
     pub registrations: Vec<(String, Tas)>,
+    /// Their payloads, as a DC would parse them off the wire.
+    pub dim_payloads: Vec<DimData>,
     /// Log page reads (device, lsp).
     pub log_reads: Vec<(String, u8)>,
     /// Supported Log Pages reads.
@@ -302,11 +304,18 @@ impl Kernel for SimKernel {
 
     fn register(&self, device: &str, tas: Tas, data: &DimData) -> Result<u32, KernelError> {
         let dc = self.dc_of(device)?;
-        data.emit().map_err(|source| KernelError::Proto {
+        let wire = data.emit().map_err(|source| KernelError::Proto {
             what: "DIM".into(),
             source,
         })?;
-        self.state().registrations.push((device.into(), tas));
+        let received = DimData::parse(&wire).map_err(|source| KernelError::Proto {
+            what: "DIM".into(),
+            source,
+        })?;
+        let mut s = self.state();
+        s.registrations.push((device.into(), tas));
+        s.dim_payloads.push(received);
+        drop(s);
         if let Some(errno) = dc.dim_errno {
             return Err(KernelError::Ioctl {
                 command: "discovery information management".into(),

@@ -1155,3 +1155,58 @@ async fn referrals_of_an_mdns_dc_are_followed_and_go_with_it() {
     .await;
     h.stop().await;
 }
+
+/// The symbolic names in a DIM payload.
+fn symnames(data: &nvmf_proto::dim::DimData) -> Vec<String> {
+    data.entries
+        .iter()
+        .flat_map(|e| &e.attrs)
+        .filter_map(|a| match a {
+            nvmf_proto::dim::ExtAttr::SymName(s) => Some(s.trim_end().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A reload that changes only the symbolic name tells a DC that holds our
+/// registration with a DIM update (TP8010), not a second registration; a
+/// reload that changes nothing sends no DIM command; a kernel reconnect
+/// still registers.
+#[tokio::test(start_paused = true)]
+async fn a_new_symname_on_reload_is_one_dim_update_not_a_second_register() {
+    use nvmf_proto::dim::Tas;
+    let sim = SimKernel::new();
+    sim.add_dc("10.0.0.1", "8009", DcType::Cdc, vec![]);
+    let h = start_with(sim.clone(), config(ONE_DC), None);
+    h.steady("10.0.0.1").await;
+    let tasks = || -> Vec<Tas> { sim.state().registrations.iter().map(|(_, t)| *t).collect() };
+    assert_eq!(tasks(), [Tas::Register]);
+    assert!(symnames(&sim.state().dim_payloads[0]).is_empty());
+
+    h.handle.send(Input::Symname(Some("rack7-host".into())));
+    h.handle.send(Input::Reload(config(ONE_DC)));
+    until("read again after the reload", || {
+        sim.state().log_reads.len() == 2
+    })
+    .await;
+    h.steady("10.0.0.1").await;
+    assert_eq!(tasks(), [Tas::Register, Tas::Update]);
+    assert_eq!(symnames(&sim.state().dim_payloads[1]), ["rack7-host"]);
+
+    // Nothing changed: nothing to tell the DC.
+    h.handle.send(Input::Symname(Some("rack7-host".into())));
+    h.handle.send(Input::Reload(config(ONE_DC)));
+    until("read again after the reload", || {
+        sim.state().log_reads.len() == 3
+    })
+    .await;
+    h.steady("10.0.0.1").await;
+    assert_eq!(tasks(), [Tas::Register, Tas::Update]);
+
+    // The kernel reconnected it: the DC may have lost us, register again.
+    h.uevent(&["change@/x/nvme0", "SUBSYSTEM=nvme", "NVME_EVENT=rediscover"]);
+    until("registered again", || tasks().len() == 3).await;
+    assert_eq!(tasks()[2], Tas::Register);
+    assert_eq!(symnames(&sim.state().dim_payloads[2]), ["rack7-host"]);
+    h.stop().await;
+}
