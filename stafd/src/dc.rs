@@ -254,6 +254,7 @@ pub fn spawn(
         reload: false,
         refetch: false,
         registered: None,
+        entry_errors: None,
     };
     let task = tokio::spawn(dc.run());
     stas_common::daemon::TaskHandle::new(id, status, tx, task)
@@ -282,6 +283,9 @@ struct Dc {
     /// What the DC holds from our registration (DIM) on the current
     /// connection: a reload compares it with what we would register now.
     registered: Option<DimData>,
+    /// The GENCTR and bad entries of the last page read, so that the same
+    /// bad entries are reported once per change, not once per read.
+    entry_errors: Option<(u64, Vec<String>)>,
 }
 
 enum Next {
@@ -625,9 +629,8 @@ impl Dc {
                         Ok(page) => {
                             fetch_failed = false;
                             self.publish(device, page.valid_entries().cloned().collect());
-                            for e in page.entry_errors() {
-                                log::warn!("{} | {device} - {e}; entry ignored", self.tid);
-                            }
+                            let errors = page.entry_errors().map(ToString::to_string).collect();
+                            self.report_entry_errors(device, page.header.genctr, errors);
                             stage = Stage::Steady;
                         }
                         Err(e) => {
@@ -646,6 +649,23 @@ impl Dc {
                 Stage::Waiting | Stage::Connecting | Stage::Stopped => stage = Stage::Fetching,
             }
         }
+    }
+
+    /// Logs the entries of a page that did not parse: at warning when they
+    /// differ from the last page's or the page changed (GENCTR), else at
+    /// debug. An AEN storm, a resync or a reconnect re-reads the same page,
+    /// and its bad entries are news only once.
+    fn report_entry_errors(&mut self, device: &str, genctr: u64, errors: Vec<String>) {
+        let now = (genctr, errors);
+        let news = self.entry_errors.as_ref() != Some(&now);
+        for e in &now.1 {
+            if news {
+                log::warn!("{} | {device} - {e}; entry ignored", self.tid);
+            } else {
+                log::debug!("{} | {device} - {e}; entry ignored (as before)", self.tid);
+            }
+        }
+        self.entry_errors = Some(now);
     }
 
     fn registration(&self) -> DimData {

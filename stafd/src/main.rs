@@ -10,6 +10,8 @@ mod dbus;
 mod dc;
 mod interop;
 mod kernel;
+#[cfg(test)]
+mod log_page_tests;
 mod service;
 mod sim;
 #[cfg(test)]

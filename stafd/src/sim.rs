@@ -12,7 +12,7 @@ use nvmf_kernel::fabrics::{ConnectOptions, Connected, SupportedOptions};
 use nvmf_kernel::sysfs::ControllerInfo;
 use nvmf_kernel::{ConnectFailure, Errno, KernelError, NvmeStatus};
 use nvmf_proto::dim::{DimData, Tas};
-use nvmf_proto::dlp::{emit_log_page, DiscoveryLogEntry, DiscoveryLogPage};
+use nvmf_proto::dlp::{emit_log_page, DiscoveryLogEntry, DiscoveryLogPage, ENTRY_LEN, HEADER_LEN};
 use nvmf_proto::logpages::{LidSupport, SupportedLogPages, LID_DISCOVERY};
 use nvmf_proto::types::{CntrlType, DcType};
 use stas_common::matching::{Interface, InterfaceTable};
@@ -36,6 +36,11 @@ pub struct SimDc {
     pub dim_errno: Option<Errno>,
     /// A failure every log page read gets.
     pub log_errno: Option<Errno>,
+    /// The log page's GENCTR.
+    pub genctr: u64,
+    /// Entries (by index) sent with a TRADDR that is not ASCII, so that
+    /// they do not parse.
+    pub bad_entries: Vec<usize>,
 }
 
 /// What the simulation saw.
@@ -361,10 +366,18 @@ impl Kernel for SimKernel {
                 errno,
             });
         }
-        let raw = emit_log_page(1, 0, &dc.entries).map_err(|source| KernelError::Proto {
-            what: "sim".into(),
-            source,
-        })?;
+        let mut raw =
+            emit_log_page(dc.genctr, 0, &dc.entries).map_err(|source| KernelError::Proto {
+                what: "sim".into(),
+                source,
+            })?;
+        for i in &dc.bad_entries {
+            // TRADDR is at offset 512 of each 1024-byte entry.
+            let at = i.saturating_mul(ENTRY_LEN).saturating_add(HEADER_LEN + 512);
+            if let Some(b) = raw.get_mut(at) {
+                *b = 0xff;
+            }
+        }
         DiscoveryLogPage::parse(&raw).map_err(|source| KernelError::Proto {
             what: "sim".into(),
             source,

@@ -23,9 +23,9 @@ use crate::sim::SimKernel;
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
 #[derive(Default)]
-struct Recorder {
-    changed: Mutex<Vec<(String, String)>>,
-    removed: AtomicU32,
+pub(crate) struct Recorder {
+    pub(crate) changed: Mutex<Vec<(String, String)>>,
+    pub(crate) removed: AtomicU32,
 }
 
 impl Signals for Recorder {
@@ -40,7 +40,7 @@ impl Signals for Recorder {
     }
 }
 
-fn config(text: &str) -> Arc<StafdConfig> {
+pub(crate) fn config(text: &str) -> Arc<StafdConfig> {
     let (cfg, diags) = parse_stafd(text, "test.conf").unwrap();
     assert!(diags.is_empty(), "{diags:?}");
     Arc::new(cfg)
@@ -57,7 +57,7 @@ fn host() -> HostInfo {
     }
 }
 
-fn nvme(traddr: &str, nqn: &str) -> DiscoveryLogEntry {
+pub(crate) fn nvme(traddr: &str, nqn: &str) -> DiscoveryLogEntry {
     DiscoveryLogEntry {
         trtype: TrType::Tcp,
         adrfam: AdrFam::Ipv4,
@@ -69,7 +69,7 @@ fn nvme(traddr: &str, nqn: &str) -> DiscoveryLogEntry {
     }
 }
 
-fn referral(traddr: &str) -> DiscoveryLogEntry {
+pub(crate) fn referral(traddr: &str) -> DiscoveryLogEntry {
     DiscoveryLogEntry {
         subtype: SubType::Referral,
         trsvcid: "8009".into(),
@@ -78,14 +78,18 @@ fn referral(traddr: &str) -> DiscoveryLogEntry {
     }
 }
 
-struct Harness {
-    sim: Arc<SimKernel>,
-    signals: Arc<Recorder>,
-    handle: ServiceHandle,
-    task: tokio::task::JoinHandle<Stats>,
+pub(crate) struct Harness {
+    pub(crate) sim: Arc<SimKernel>,
+    pub(crate) signals: Arc<Recorder>,
+    pub(crate) handle: ServiceHandle,
+    pub(crate) task: tokio::task::JoinHandle<Stats>,
 }
 
-fn start_with(sim: Arc<SimKernel>, cfg: Arc<StafdConfig>, lkc: Option<LkcFile>) -> Harness {
+pub(crate) fn start_with(
+    sim: Arc<SimKernel>,
+    cfg: Arc<StafdConfig>,
+    lkc: Option<LkcFile>,
+) -> Harness {
     let signals = Arc::new(Recorder::default());
     let (mut svc, handle) = Service::new(sim.clone(), host(), cfg, signals.clone(), lkc);
     svc.restore();
@@ -103,7 +107,7 @@ fn start(cfg: &str) -> Harness {
 }
 
 /// Polls `cond` while the blocking pool works; time does not move.
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     for _ in 0..3000 {
         if cond() {
             return;
@@ -115,7 +119,7 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Lets everything that is ready run to quiescence without moving time.
-async fn settle() {
+pub(crate) async fn settle() {
     for _ in 0..50 {
         tokio::task::yield_now().await;
         std::thread::sleep(Duration::from_millis(1));
@@ -123,15 +127,15 @@ async fn settle() {
 }
 
 impl Harness {
-    fn dcs(&self) -> Vec<DcStatus> {
+    pub(crate) fn dcs(&self) -> Vec<DcStatus> {
         self.handle.view.snapshot()
     }
 
-    fn dc(&self, traddr: &str) -> Option<DcStatus> {
+    pub(crate) fn dc(&self, traddr: &str) -> Option<DcStatus> {
         self.dcs().into_iter().find(|d| d.tid.traddr == traddr)
     }
 
-    async fn steady(&self, traddr: &str) -> DcStatus {
+    pub(crate) async fn steady(&self, traddr: &str) -> DcStatus {
         let t = traddr.to_owned();
         until(&format!("{t} steady"), || {
             self.dc(&t).is_some_and(|d| d.stage == Stage::Steady)
@@ -140,7 +144,7 @@ impl Harness {
         self.dc(traddr).unwrap()
     }
 
-    fn uevent(&self, parts: &[&str]) {
+    pub(crate) fn uevent(&self, parts: &[&str]) {
         let mut raw = Vec::new();
         for p in parts {
             raw.extend_from_slice(p.as_bytes());
@@ -151,7 +155,7 @@ impl Harness {
         )));
     }
 
-    fn aen(&self, dev: &str) {
+    pub(crate) fn aen(&self, dev: &str) {
         self.uevent(&[
             &format!("change@/devices/virtual/nvme-fabrics/ctl/{dev}"),
             "SUBSYSTEM=nvme",
@@ -159,7 +163,7 @@ impl Harness {
         ]);
     }
 
-    async fn stop(self) -> Stats {
+    pub(crate) async fn stop(self) -> Stats {
         self.handle.send(Input::Shutdown);
         self.task.await.unwrap()
     }
@@ -178,7 +182,7 @@ fn one_dc_listing_one_subsystem() -> Arc<SimKernel> {
     sim
 }
 
-const ONE_DC: &str = "[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\n";
+pub(crate) const ONE_DC: &str = "[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\n";
 
 #[tokio::test(start_paused = true)]
 async fn configured_dc_connects_reads_and_signals() {
@@ -928,7 +932,7 @@ fn a_broken_config_file_is_refused_so_sighup_keeps_the_last_good_one() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn discovered(traddr: &str, iface: &str) -> Tid {
+pub(crate) fn discovered(traddr: &str, iface: &str) -> Tid {
     Tid::from_cid(
         &[
             ("transport", "tcp"),
