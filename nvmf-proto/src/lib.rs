@@ -15,18 +15,24 @@
 //! | [`dim`] | Discovery Information Management (TP8010) payload |
 //! | [`nbft`] | NVMe Boot Firmware Table (ACPI) |
 //! | [`mdns`] | mDNS/DNS-SD messages (TP8009 zero-touch discovery) and their TXT records |
+//! | [`tcp`] | NVMe/TCP PDUs: common header, ICReq/ICResp, capsules, data, R2T, TermReqs; CRC32C digests |
+//! | [`command`] | submission and completion queue entries (SQE, CQE), status field, SGL descriptor |
+//! | [`fabrics`] | fabrics commands (Connect and its data, Property Get/Set, Disconnect) |
 //! | [`types`] | the shared numeric codes and their display strings |
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
 
 pub mod aen;
+pub mod command;
 pub mod dim;
 pub mod dlp;
 mod error;
+pub mod fabrics;
 pub mod identify;
 pub mod logpages;
 pub mod mdns;
 pub mod nbft;
+pub mod tcp;
 pub mod types;
 mod wire;
 
