@@ -57,7 +57,135 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     out.push(("dim", "register-symname", reg(Some("rack-7"))));
     out.push(("aen", "dlp-change", b"0x70f002".to_vec()));
     out.extend(mdns_seeds());
+    out.extend(tcp_pdu_seeds());
     out
+}
+
+/// One PDU per type, prefixed by the digest byte the tcp_pdu fuzzer reads
+/// first (bit 0 header, bit 1 data): what a Linux host and a discovery
+/// controller exchange on the admin queue.
+fn tcp_pdu_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    use nvmf_proto::command::{Cqe, Status};
+    use nvmf_proto::fabrics::{
+        ConnectData, FabricsCommand, ATTRIB_SIZE_8, CNTLID_DYNAMIC, PROP_CAP,
+    };
+    use nvmf_proto::tcp::{
+        CapsuleCmd, DataPdu, Digests, IcReq, IcResp, Pdu, R2t, TermReq, FES_INVALID_HEADER_FIELD,
+    };
+    let seed = |name, digests: Digests, pdu: Pdu| {
+        let mut bytes = vec![digests.bits()];
+        bytes.extend(pdu.emit(digests).unwrap());
+        ("tcp_pdu", name, bytes)
+    };
+    let both = Digests::BOTH;
+    let header_only = Digests {
+        header: true,
+        data: false,
+    };
+    let connect_data = ConnectData {
+        hostid: parse_uuid("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").unwrap(),
+        cntlid: CNTLID_DYNAMIC,
+        subnqn: nvmf_proto::WELL_KNOWN_DISCOVERY_NQN.into(),
+        hostnqn: "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into(),
+    };
+    let connect = Pdu::CapsuleCmd(CapsuleCmd {
+        sqe: FabricsCommand::Connect {
+            recfmt: 0,
+            qid: 0,
+            sqsize: 31,
+            cattr: 0,
+            kato: 30_000,
+        }
+        .to_sqe(0),
+        data: connect_data.emit().unwrap().to_vec(),
+    });
+    let mut log_header = vec![5, 0, 0, 0, 0, 0, 0, 0, 1];
+    log_header.resize(20, 0);
+    let c2h = Pdu::C2HData(DataPdu {
+        command_id: 0x1003,
+        ttag: 0,
+        datao: 0,
+        last: true,
+        success: true,
+        data: log_header,
+    });
+    vec![
+        seed(
+            "icreq",
+            Digests::NONE,
+            Pdu::IcReq(IcReq {
+                pfv: 0,
+                hpda: 0,
+                digests: both,
+                maxr2t: 0,
+            }),
+        ),
+        seed(
+            "icresp",
+            Digests::NONE,
+            Pdu::IcResp(IcResp {
+                pfv: 0,
+                cpda: 0,
+                digests: both,
+                maxh2cdata: 0x2_0000,
+            }),
+        ),
+        seed("connect", Digests::NONE, connect.clone()),
+        seed("connect-digests", both, connect),
+        seed(
+            "property-get-cap",
+            header_only,
+            Pdu::CapsuleCmd(CapsuleCmd {
+                sqe: FabricsCommand::PropertyGet {
+                    attrib: ATTRIB_SIZE_8,
+                    offset: PROP_CAP,
+                }
+                .to_sqe(0x1001),
+                data: Vec::new(),
+            }),
+        ),
+        seed(
+            "capsule-resp",
+            Digests::NONE,
+            Pdu::CapsuleResp(Cqe {
+                dw0: 1,
+                ..Cqe::new(0, Status::SUCCESS)
+            }),
+        ),
+        seed("c2h-data", Digests::NONE, c2h.clone()),
+        seed("c2h-data-digests", both, c2h),
+        seed(
+            "r2t",
+            header_only,
+            Pdu::R2t(R2t {
+                command_id: 0x2001,
+                ttag: 1,
+                r2to: 0,
+                r2tl: 0x3000,
+            }),
+        ),
+        seed(
+            "h2c-data-digests",
+            both,
+            Pdu::H2CData(DataPdu {
+                command_id: 0x2001,
+                ttag: 1,
+                datao: 0,
+                last: true,
+                success: false,
+                data: vec![0xa5; 64],
+            }),
+        ),
+        seed(
+            "c2h-term-req",
+            Digests::NONE,
+            Pdu::C2HTermReq(TermReq {
+                fes: FES_INVALID_HEADER_FIELD,
+                fei: 2,
+                header: vec![0x04, 0x00, 0x47, 0x00, 0x48, 0x00, 0x00, 0x00],
+            }),
+        ),
+    ]
 }
 
 fn mdns_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
