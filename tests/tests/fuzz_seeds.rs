@@ -58,7 +58,152 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     out.push(("aen", "dlp-change", b"0x70f002".to_vec()));
     out.extend(mdns_seeds());
     out.extend(tcp_pdu_seeds());
+    out.extend(dcsim_seeds());
     out
+}
+
+/// Streams of host PDUs for the dcsim_association fuzzer: its mode byte
+/// (bit 4: already connected; bits 0-1: digests), then PDUs as a Linux
+/// host sends them to a discovery controller.
+fn dcsim_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    use nvmf_proto::command::{Sgl, Sqe};
+    use nvmf_proto::fabrics::{ConnectData, FabricsCommand, ATTRIB_SIZE_8, PROP_CAP, PROP_CC};
+    use nvmf_proto::logpages::GetLogPage;
+    use nvmf_proto::tcp::{CapsuleCmd, DataPdu, Digests, IcReq, Pdu};
+    let admin = |opcode: u8, cid: u16, cdw10: u32, cdw11: u32, len: u32| Sqe {
+        opcode,
+        flags: 0x40,
+        command_id: cid,
+        cdw10,
+        cdw11,
+        dptr: Sgl {
+            address: 0,
+            length: len,
+            sgl_type: Sgl::TRANSPORT,
+        },
+        ..Sqe::default()
+    };
+    let cmd = |sqe: Sqe, data: Vec<u8>| Pdu::CapsuleCmd(CapsuleCmd { sqe, data });
+    let glp = |cid: u16, lid: u8, lsp: u8, rae: bool, len: u32| {
+        let [c10, c11, c12, c13, c14] = GetLogPage {
+            lid,
+            lsp,
+            rae,
+            len,
+            ..GetLogPage::default()
+        }
+        .cdws()
+        .unwrap();
+        let mut sqe = admin(0x02, cid, c10, c11, len);
+        (sqe.cdw12, sqe.cdw13, sqe.cdw14) = (c12, c13, c14);
+        cmd(sqe, Vec::new())
+    };
+    let dim = DimData::registration(&Registration {
+        host_nqn: "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000001",
+        host_id: [1; 16],
+        hostname: "host",
+        os_version: "Linux 6.1",
+        dc_adrfam: AdrFam::Ipv4,
+        symname: Some("rack-7"),
+    })
+    .emit()
+    .unwrap();
+    let dim_len = u32::try_from(dim.len()).unwrap();
+    let mut dim_in_capsule = admin(0x21, 9, 0, 0, dim_len);
+    dim_in_capsule.dptr.sgl_type = Sgl::IN_CAPSULE;
+    let connected = vec![
+        cmd(
+            FabricsCommand::PropertyGet {
+                attrib: ATTRIB_SIZE_8,
+                offset: PROP_CAP,
+            }
+            .to_sqe(1),
+            Vec::new(),
+        ),
+        cmd(
+            FabricsCommand::PropertySet {
+                attrib: 0,
+                offset: PROP_CC,
+                value: 0x0046_0001,
+            }
+            .to_sqe(2),
+            Vec::new(),
+        ),
+        cmd(admin(0x06, 3, 1, 0, 4096), Vec::new()),
+        cmd(admin(0x09, 4, 0x0b, 0x8000_0000, 0), Vec::new()),
+        cmd(admin(0x0c, 31, 0, 0, 0), Vec::new()),
+        glp(5, 0x00, 0, false, 1024),
+        glp(6, 0x70, 0, true, 1024),
+        glp(7, 0x70, 2, false, 4096),
+        cmd(admin(0x18, 8, 0, 0, 0), Vec::new()),
+        cmd(dim_in_capsule, dim.clone()),
+        cmd(admin(0x21, 10, 2, 0, dim_len), Vec::new()),
+        Pdu::H2CData(DataPdu {
+            command_id: 10,
+            ttag: 1,
+            datao: 0,
+            last: true,
+            success: false,
+            data: dim,
+        }),
+        cmd(admin(0x0a, 11, 0x0f, 0, 0), Vec::new()),
+    ];
+    let stream = |mode: u8, pdus: &[Pdu]| {
+        let digests = Digests {
+            header: mode & 1 != 0,
+            data: mode & 2 != 0,
+        };
+        let mut bytes = vec![mode];
+        for p in pdus {
+            bytes.extend(p.emit(digests).unwrap());
+        }
+        bytes
+    };
+    let connect = cmd(
+        FabricsCommand::Connect {
+            recfmt: 0,
+            qid: 0,
+            sqsize: 31,
+            cattr: 0,
+            kato: 5000,
+        }
+        .to_sqe(0),
+        ConnectData {
+            hostid: [2; 16],
+            cntlid: 0xffff,
+            subnqn: nvmf_proto::WELL_KNOWN_DISCOVERY_NQN.into(),
+            hostnqn: "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000002".into(),
+        }
+        .emit()
+        .unwrap()
+        .to_vec(),
+    );
+    let icreq = Pdu::IcReq(IcReq {
+        pfv: 0,
+        hpda: 0,
+        digests: Digests::default(),
+        maxr2t: 0,
+    });
+    let mut from_start = vec![icreq, connect];
+    from_start.extend(connected.iter().take(4).cloned());
+    vec![
+        (
+            "dcsim_association",
+            "connected-session",
+            stream(0x10, &connected),
+        ),
+        (
+            "dcsim_association",
+            "connected-session-digests",
+            stream(0x13, &connected),
+        ),
+        (
+            "dcsim_association",
+            "connected-session-reloads",
+            stream(0x30, &connected),
+        ),
+        ("dcsim_association", "from-icreq", stream(0x00, &from_start)),
+    ]
 }
 
 /// One PDU per type, prefixed by the digest byte the tcp_pdu fuzzer reads

@@ -1,0 +1,282 @@
+//! The shell: listeners, one task per association moving PDUs between the
+//! socket and its [`Association`], the keep-alive timer, and topology
+//! reloads.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nvmf_proto::tcp::{CommonHeader, Digests, Pdu, COMMON_HEADER_LEN, MAX_PDU_LEN};
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::association::{Association, Output};
+use crate::dc::Dc;
+use crate::state::Recorder;
+use crate::topology::{DcSpec, Topology};
+
+/// Why the simulator could not serve a topology.
+#[derive(Debug, Error)]
+pub enum SimError {
+    /// A listening socket could not be opened.
+    #[error("{dc}: cannot listen on {addr}: {source} (is the address configured here, and the port free?)")]
+    Listen {
+        /// The DC.
+        dc: String,
+        /// Its address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+struct Running {
+    dc: Arc<Dc>,
+    local: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+/// The simulated discovery controllers of one topology.
+pub struct Simulator {
+    running: HashMap<String, Running>,
+    recorder: Arc<Recorder>,
+    ids: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("dcs", &self.listening())
+            .finish()
+    }
+}
+
+impl Simulator {
+    /// Opens every DC's listening socket and starts serving.
+    pub async fn start(topology: &Topology, recorder: Arc<Recorder>) -> Result<Self, SimError> {
+        let mut sim = Self {
+            running: HashMap::new(),
+            recorder,
+            ids: Arc::new(AtomicU64::new(1)),
+        };
+        sim.apply(topology).await?;
+        Ok(sim)
+    }
+
+    /// Serves `topology` from now on. New DCs start, removed ones stop
+    /// (their associations end), changed ones notify their hosts. If a new
+    /// socket cannot be opened nothing changes.
+    pub async fn apply(&mut self, topology: &Topology) -> Result<(), SimError> {
+        let mut fresh = Vec::new();
+        for spec in &topology.dcs {
+            let kept = self
+                .running
+                .get(&spec.name)
+                .is_some_and(|r| r.dc.spec().listen == spec.listen);
+            if !kept {
+                let listener = bind(spec).await?;
+                fresh.push((spec.clone(), listener));
+            }
+        }
+        let wanted: HashMap<&str, &DcSpec> =
+            topology.dcs.iter().map(|d| (d.name.as_str(), d)).collect();
+        let gone: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, r)| {
+                wanted
+                    .get(name.as_str())
+                    .is_none_or(|s| s.listen != r.dc.spec().listen)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in gone {
+            if let Some(r) = self.running.remove(&name) {
+                log::info!("{name}: removed; closing its associations");
+                r.dc.retire();
+                r.accept.abort();
+            }
+        }
+        for r in self.running.values() {
+            if let Some(spec) = wanted.get(r.dc.spec().name.as_str()) {
+                if **spec != *r.dc.spec() {
+                    r.dc.replace((*spec).clone());
+                }
+            }
+        }
+        for (spec, listener) in fresh {
+            let local = listener.local_addr().unwrap_or(spec.listen);
+            log::info!(
+                "{}: {} DC listening on {local}",
+                spec.name,
+                spec.kind.stas_str()
+            );
+            let name = spec.name.clone();
+            let dc = Dc::new(spec, self.recorder.clone());
+            let accept = tokio::spawn(accept_loop(listener, dc.clone(), self.ids.clone()));
+            self.running.insert(name, Running { dc, local, accept });
+        }
+        Ok(())
+    }
+
+    /// Each DC's name and the address it listens on.
+    pub fn listening(&self) -> Vec<(String, SocketAddr)> {
+        let mut v: Vec<_> = self
+            .running
+            .iter()
+            .map(|(n, r)| (n.clone(), r.local))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        for r in self.running.values() {
+            r.dc.retire();
+            r.accept.abort();
+        }
+    }
+}
+
+async fn bind(spec: &DcSpec) -> Result<TcpListener, SimError> {
+    TcpListener::bind(spec.listen)
+        .await
+        .map_err(|source| SimError::Listen {
+            dc: spec.name.clone(),
+            addr: spec.listen,
+            source,
+        })
+}
+
+async fn accept_loop(listener: TcpListener, dc: Arc<Dc>, ids: Arc<AtomicU64>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let id = ids.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(serve(stream, peer, dc.clone(), id));
+            }
+            Err(e) => {
+                log::warn!("{}: accept failed: {e}", dc.name());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads one whole PDU; the digests in use change after ICReq.
+async fn read_pdu(rd: &mut OwnedReadHalf, digests: &mut Digests) -> Result<Pdu, String> {
+    let eof = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => "the host closed the connection".to_owned(),
+        _ => format!("reading from the host: {e}"),
+    };
+    let mut head = [0u8; COMMON_HEADER_LEN];
+    rd.read_exact(&mut head).await.map_err(eof)?;
+    let header = CommonHeader::parse(&head).map_err(|e| format!("bad PDU header: {e}"))?;
+    let plen = usize::try_from(header.plen).unwrap_or(usize::MAX);
+    if !(COMMON_HEADER_LEN..=MAX_PDU_LEN).contains(&plen) {
+        return Err(format!(
+            "PDU type {:#04x} claims {} bytes; {COMMON_HEADER_LEN} to {MAX_PDU_LEN} accepted",
+            header.pdu_type, header.plen
+        ));
+    }
+    let mut buf = vec![0u8; plen];
+    buf[..COMMON_HEADER_LEN].copy_from_slice(&head);
+    rd.read_exact(&mut buf[COMMON_HEADER_LEN..])
+        .await
+        .map_err(eof)?;
+    let pdu = Pdu::parse(&buf, *digests).map_err(|e| format!("bad PDU from the host: {e}"))?;
+    if let Pdu::IcReq(r) = &pdu {
+        *digests = r.digests;
+    }
+    Ok(pdu)
+}
+
+async fn serve(stream: TcpStream, peer: SocketAddr, dc: Arc<Dc>, id: u64) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    // Reading runs in its own task so that a partial PDU is never lost to
+    // the select below.
+    let (pdu_tx, mut pdus) = mpsc::channel::<Result<Pdu, String>>(8);
+    let reader = tokio::spawn(async move {
+        let mut digests = Digests::default();
+        loop {
+            let r = read_pdu(&mut rd, &mut digests).await;
+            let end = r.is_err();
+            if pdu_tx.send(r).await.is_err() || end {
+                break;
+            }
+        }
+    });
+    let (out_tx, mut out) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = out.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let mut a = Association::new(id, dc.clone(), peer.to_string());
+    let mut changes = dc.subscribe();
+    let mut deadline: Option<Instant> = None;
+    let reason = 'run: loop {
+        let outputs = tokio::select! {
+            m = pdus.recv() => match m {
+                Some(Ok(p)) => a.on_pdu(p),
+                Some(Err(e)) => break 'run e,
+                None => break 'run "the reader stopped".to_owned(),
+            },
+            r = changes.changed() => match r {
+                Ok(()) => a.on_change(),
+                Err(_) => break 'run "the simulator stopped".to_owned(),
+            },
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                let ms = a.kato().map_or(0, |k| k.as_millis());
+                break 'run format!("keep-alive timeout: no Keep Alive within KATO ({ms} ms)");
+            }
+        };
+        for o in outputs {
+            match o {
+                Output::Send { pdus, after } => {
+                    let mut bytes = Vec::new();
+                    for p in &pdus {
+                        match p.emit(a.digests()) {
+                            Ok(b) => bytes.extend(b),
+                            Err(e) => break 'run format!("cannot emit a {}: {e}", p.type_name()),
+                        }
+                    }
+                    if after.is_zero() {
+                        let _ = out_tx.send(bytes);
+                    } else {
+                        let tx = out_tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(after).await;
+                            let _ = tx.send(bytes);
+                        });
+                    }
+                }
+                Output::Alive => deadline = a.kato().map(|k| Instant::now() + k),
+                Output::Close(why) => break 'run why,
+            }
+        }
+    };
+    let hostnqn = a.hostnqn().to_owned();
+    log::info!(
+        "{}: association {id} from {peer} ({hostnqn}) ended: {reason}",
+        dc.name()
+    );
+    a.closed(&reason);
+    reader.abort();
+    drop(out_tx);
+    // Let what was answered reach the host before the socket closes.
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+}
