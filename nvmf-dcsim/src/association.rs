@@ -98,6 +98,10 @@ pub struct Association {
     seen: u64,
     /// GENCTR churn: added to the page's GENCTR.
     churn: u64,
+    /// The last page image served, by GENCTR (which moves whenever this
+    /// host's page does): a host reads a large page in many chunks, and
+    /// building 1,000 entries per chunk made the simulator the bottleneck.
+    page: Option<(u64, Arc<Vec<u8>>)>,
     write: Option<PendingWrite>,
 }
 
@@ -138,6 +142,7 @@ impl Association {
             masked: false,
             seen: 0,
             churn: 0,
+            page: None,
             write: None,
         }
     }
@@ -578,7 +583,14 @@ impl Association {
                     self.churn = self.churn.wrapping_add(1);
                 }
                 let genctr = self.dc.genctr(&self.hostnqn).wrapping_add(self.churn);
-                spec.page(&self.hostnqn, genctr)
+                match &self.page {
+                    Some((g, image)) if *g == genctr => image.clone(),
+                    _ => {
+                        let image = Arc::new(spec.page(&self.hostnqn, genctr));
+                        self.page = Some((genctr, image.clone()));
+                        image
+                    }
+                }
             }
             LID_SUPPORTED_LOG_PAGES if spec.supported_log_pages => {
                 let mut pages = SupportedLogPages::default();
@@ -591,7 +603,7 @@ impl Association {
                     lsp |= u32::from(LSP_EXTDLPE);
                 }
                 pages.set(LID_DISCOVERY, LidSupport(1 | (lsp << 16)));
-                pages.emit()
+                Arc::new(pages.emit())
             }
             _ => return fail(Status::INVALID_FIELD),
         };
