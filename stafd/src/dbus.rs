@@ -1087,6 +1087,8 @@ mod tests {
             stage: Stage::Waiting,
             last_error: None,
             fetches: 0,
+            persistent: stas_common::config::Persistent::Force,
+            referral_epcsd: None,
         }
     }
 

@@ -1,7 +1,9 @@
 //! One discovery controller as a task: connect (or adopt an existing kernel
 //! connection), register (DIM) when it is a DDC/CDC, ask which log page
 //! options it supports (PLEO), read its discovery log, then wait for AENs and
-//! kernel events (nvme-stas-behaviour §5, §6.4, §6.5).
+//! kernel events (nvme-stas-behaviour §5, §6.4, §6.5); or, for a DC that is
+//! not kept connected (`persistent`, EPCSD), disconnect and read it again
+//! after the poll interval, serving the cached page meanwhile.
 //!
 //! Kernel calls run on the blocking pool; while one is in flight the task
 //! still takes commands and acts on them when it returns, so a disconnect
@@ -15,8 +17,8 @@ use std::time::Duration;
 use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, SupportedOptions};
 use nvmf_proto::dim::{DimData, Registration, Tas};
 use nvmf_proto::dlp::DiscoveryLogEntry;
-use nvmf_proto::types::{AdrFam, DcType, SubType};
-use stas_common::config::StafdConfig;
+use nvmf_proto::types::{AdrFam, DcType, EFlags, SubType};
+use stas_common::config::{Persistent, StafdConfig};
 use stas_common::daemon::inventory::Role;
 use stas_common::daemon::task::{
     self, adopt_or_connect, retry_delay, Devices, Fabric, Holder, Inbox, TaskCommand, TaskError,
@@ -80,6 +82,9 @@ pub enum Stage {
     Fetching,
     /// Connected, log page cached, waiting for events.
     Steady,
+    /// Log page read and cached, disconnected until the next poll: the DC
+    /// is not kept connected (`persistent`, EPCSD).
+    Parked,
     /// Stopped.
     Stopped,
 }
@@ -109,6 +114,13 @@ pub struct DcStatus {
     pub last_error: Option<String>,
     /// Log page reads completed.
     pub fetches: u64,
+    /// Whether it is kept connected between reads (`persistent`, this
+    /// DC's own or the default), as the service last resolved it.
+    pub persistent: Persistent,
+    /// EPCSD of the referral entries that lead to it (set in any of
+    /// them), `None` when no referral does: what `auto` goes by when the
+    /// DC does not describe itself.
+    pub referral_epcsd: Option<bool>,
 }
 
 impl DcStatus {
@@ -227,6 +239,13 @@ pub fn spawn(
     origin: Option<Origin>,
     cached: Option<Vec<DiscoveryLogEntry>>,
 ) -> DcHandle {
+    // The service resolves it again at every reconciliation; until then,
+    // what the TID (a configured or restored one) or the default says.
+    let persistent = tid
+        .cfg
+        .get("persistent")
+        .and_then(|v| Persistent::parse(v))
+        .unwrap_or(ctx.config.borrow().persistent);
     let status = Arc::new(Mutex::new(DcStatus {
         tid: tid.clone(),
         origin,
@@ -239,6 +258,8 @@ pub fn spawn(
         stage: Stage::Waiting,
         last_error: None,
         fetches: 0,
+        persistent,
+        referral_epcsd: None,
     }));
     let (tx, rx) = mpsc::unbounded_channel();
     let me = stas_common::daemon::Commander::new(tx.clone());
@@ -255,6 +276,7 @@ pub fn spawn(
         refetch: false,
         registered: None,
         entry_errors: None,
+        parked: false,
     };
     let task = tokio::spawn(dc.run());
     stas_common::daemon::TaskHandle::new(id, status, tx, task)
@@ -286,10 +308,16 @@ struct Dc {
     /// The GENCTR and bad entries of the last page read, so that the same
     /// bad entries are reported once per change, not once per read.
     entry_errors: Option<(u64, Vec<String>)>,
+    /// Whether the last read ended in parking, to log the decision when
+    /// it changes rather than at every poll.
+    parked: bool,
 }
 
 enum Next {
     Reconnect(Duration),
+    /// The log page is read and the DC is not kept connected: disconnect
+    /// and read again after the poll interval.
+    Park,
     Stop,
 }
 
@@ -371,12 +399,20 @@ impl Dc {
     async fn run(mut self) {
         let mut delay = Duration::ZERO;
         let mut device: Option<String> = None;
+        // Whether the wait ahead is a parked DC's wait for its next poll
+        // (else a wait to reconnect).
+        let mut waiting_to_poll = false;
         loop {
             if self.inbox.stopping() {
                 break;
             }
             if !delay.is_zero() {
-                self.set(|s| s.stage = Stage::Waiting);
+                let stage = if waiting_to_poll {
+                    Stage::Parked
+                } else {
+                    Stage::Waiting
+                };
+                self.set(|s| s.stage = stage);
                 self.pause(delay).await;
                 if self.inbox.stopping() {
                     break;
@@ -391,15 +427,23 @@ impl Dc {
                 Ok(None) => break,
                 Ok(Some(dev)) => {
                     device = Some(dev.clone());
+                    waiting_to_poll = false;
                     match self.serve(&dev).await {
                         Next::Stop => break,
                         Next::Reconnect(d) => {
                             device = None;
                             delay = d;
                         }
+                        Next::Park => {
+                            self.park(&dev).await;
+                            device = None;
+                            waiting_to_poll = true;
+                            delay = self.ctx.config.borrow().epcsd_poll_interval();
+                        }
                     }
                 }
                 Err(e) => {
+                    waiting_to_poll = false;
                     let attempts = lock(&self.status).connect_attempts;
                     if attempts == 2 {
                         log::error!("{} Failed to connect to controller. {e}", self.tid);
@@ -631,6 +675,10 @@ impl Dc {
                             self.publish(device, page.valid_entries().cloned().collect());
                             let errors = page.entry_errors().map(ToString::to_string).collect();
                             self.report_entry_errors(device, page.header.genctr, errors);
+                            let own = own_epcsd(page.valid_entries(), &self.tid);
+                            if !self.keep_connected(device, own) {
+                                return Next::Park;
+                            }
                             stage = Stage::Steady;
                         }
                         Err(e) => {
@@ -646,9 +694,73 @@ impl Dc {
                     }
                 }
                 Stage::Steady => self.idle().await,
-                Stage::Waiting | Stage::Connecting | Stage::Stopped => stage = Stage::Fetching,
+                Stage::Waiting | Stage::Connecting | Stage::Parked | Stage::Stopped => {
+                    stage = Stage::Fetching;
+                }
             }
         }
+    }
+
+    /// Whether to stay connected after a read (`persistent`): `auto` goes
+    /// by EPCSD in the DC's own entry (`own`), else in the referral entry
+    /// that led to it; a DC that says nothing is polled, as libnvme and
+    /// nvme-stas main decide. Logs the decision when it changes.
+    fn keep_connected(&mut self, device: &str, own: Option<bool>) -> bool {
+        let (persistent, referral) = {
+            let s = lock(&self.status);
+            (s.persistent, s.referral_epcsd)
+        };
+        let (keep, why) = match persistent {
+            Persistent::Force => (true, "persistent=force"),
+            Persistent::No => (false, "persistent=no"),
+            Persistent::Auto => match (own, referral) {
+                (Some(e), _) => (e, "its own log page entry"),
+                (None, Some(e)) => (e, "the referral entry that led to it"),
+                (None, None) => (false, "no log page entry describes it"),
+            },
+        };
+        if !keep {
+            let minutes = self.ctx.config.borrow().epcsd_poll_minutes;
+            let text = format!(
+                "{} | {device} - Not kept connected ({why}); reading it again every {minutes} min",
+                self.tid
+            );
+            if self.parked {
+                log::debug!("{text}");
+            } else {
+                log::info!("{text}");
+            }
+        } else if self.parked {
+            log::info!("{} | {device} - Kept connected now ({why})", self.tid);
+        }
+        self.parked = !keep;
+        keep
+    }
+
+    /// Disconnects a DC that is not kept connected, keeping its cached log
+    /// page (served to stacd meanwhile) until the next poll. The device is
+    /// given up first, so the kernel's remove event for our own disconnect
+    /// is not taken for the DC going away (nvme-stas #513).
+    async fn park(&mut self, device: &str) {
+        self.ctx.devices.unbind(device, self.id);
+        self.set(|s| {
+            s.device = None;
+            s.connected = false;
+        });
+        // A parked DC registers afresh when it is polled.
+        self.registered = None;
+        if let Err(e) = task::disconnect(&mut self.inbox, &self.ctx.fabric, device).await {
+            log::warn!("{} | {device} - Disconnect failed: {e}", self.tid);
+        }
+        self.apply();
+        // Nothing it asked for while connected is left to do: the next
+        // poll reads, registers and queries anew.
+        self.refetch = false;
+        self.removed = false;
+        self.resync = false;
+        // Parked once the connection is gone (then the wait for the next
+        // poll starts without a yield in between).
+        self.set(|s| s.stage = Stage::Parked);
     }
 
     /// Logs the entries of a page that did not parse: at warning when they
@@ -715,4 +827,18 @@ impl Dc {
             referrals_changed,
         });
     }
+}
+
+/// EPCSD as a DC reports it about itself (TP8014): its "current discovery
+/// subsystem" entry for the port we reached, else any such entry (the
+/// same discovery subsystem's other ports); `None` when its page has none
+/// (a DC older than TP8014).
+fn own_epcsd<'a>(entries: impl Iterator<Item = &'a DiscoveryLogEntry>, tid: &Tid) -> Option<bool> {
+    let own: Vec<&DiscoveryLogEntry> = entries
+        .filter(|e| e.subtype == SubType::CurrentDiscovery)
+        .collect();
+    own.iter()
+        .find(|e| e.traddr == tid.traddr && e.trsvcid == tid.trsvcid)
+        .or(own.first())
+        .map(|e| e.eflags.contains(EFlags::EPCSD))
 }

@@ -8,6 +8,8 @@
 
 mod dbus;
 mod dc;
+#[cfg(test)]
+mod epcsd_tests;
 mod interop;
 mod kernel;
 #[cfg(test)]

@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use nvmf_kernel::uevent::{Uevent, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
+use nvmf_proto::types::EFlags;
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
-use stas_common::config::StafdConfig;
+use stas_common::config::{Persistent, StafdConfig};
 use stas_common::daemon::inventory::Inventory;
 use stas_common::daemon::task::{ConnectGate, Devices, Draining, Fabric};
 use stas_common::kernel::{resolve_configured, FabricKernel};
@@ -27,7 +28,7 @@ use stas_common::Cid;
 use tokio::sync::{mpsc, watch};
 
 use crate::dc::{
-    lock, Command, DcCommander, DcContext, DcHandle, DcStatus, HostInfo, Notice, Origin,
+    lock, Command, DcCommander, DcContext, DcHandle, DcStatus, HostInfo, Notice, Origin, Stage,
 };
 use crate::kernel::Kernel;
 
@@ -69,6 +70,8 @@ struct Walk {
     referred: BTreeSet<Tid>,
     /// The referrals of each DC the walk went through.
     edges: Edges,
+    /// Whether some referral entry leading to a DC says EPCSD.
+    epcsd: BTreeMap<Tid, bool>,
 }
 
 /// What the service publishes (D-Bus signals, and tests).
@@ -451,8 +454,11 @@ impl Service {
             .filter(|t| !unresponsive.contains(*t) && usable(t))
             .cloned()
             .collect();
-        let walk = self.walk_referrals(&roots, &ctx, usable);
-        let mut referred = walk.referred;
+        let Walk {
+            mut referred,
+            edges,
+            epcsd,
+        } = self.walk_referrals(&roots, &ctx, usable);
         // An mDNS DC referred to only through its own referrals (A refers
         // to B, B back to A: DCs of one fabric do) must keep its mDNS
         // standing, or the cycle would keep it once it is no longer
@@ -463,7 +469,7 @@ impl Service {
                 continue;
             }
             let others = roots.iter().filter(|r| *r != a);
-            if !walk.edges.reaches(others, a) {
+            if !edges.reaches(others, a) {
                 referred.remove(a);
             }
         }
@@ -530,10 +536,23 @@ impl Service {
                 self.spawn(tid.clone(), origin_of.get(tid).copied(), None);
             }
         }
+        // Whether each DC is kept connected: its own controller= entry's
+        // `persistent`, else the default; `auto` also looks at the
+        // referral entries that lead to it.
+        let own_persistent: BTreeMap<&Tid, Persistent> = configured
+            .iter()
+            .filter_map(|t| {
+                let p = t.cfg.get("persistent").and_then(|v| Persistent::parse(v))?;
+                Some((t, p))
+            })
+            .collect();
         for (tid, e) in &self.dcs {
+            let mut s = lock(&e.handle.status);
             if let Some(o) = origin_of.get(tid) {
-                lock(&e.handle.status).origin = Some(*o);
+                s.origin = Some(*o);
             }
+            s.persistent = own_persistent.get(tid).copied().unwrap_or(cfg.persistent);
+            s.referral_epcsd = epcsd.get(tid).copied();
         }
         self.check_lost();
         self.publish_view();
@@ -569,6 +588,7 @@ impl Service {
                     ctx,
                 );
                 walk.referred.insert(tid.clone());
+                *walk.epcsd.entry(tid.clone()).or_default() |= r.eflags.contains(EFlags::EPCSD);
                 out.push(tid.clone());
                 // A referred DC that will not be kept (excluded, or of a
                 // disabled address family) is not followed further.
@@ -593,7 +613,9 @@ impl Service {
             let s = lock(&e.handle.status);
             let unreported = s.origin == Some(Origin::Discovered) && !self.zeroconf.contains(tid);
             self.unreported |= unreported;
-            let lost = unreported && !s.connected;
+            // A parked DC is disconnected by choice; it is lost only once
+            // a poll fails (it then waits to reconnect).
+            let lost = unreported && !s.connected && s.stage != Stage::Parked;
             if !lost || persistence.duration().is_none() {
                 self.lost.remove(tid);
                 continue;
@@ -654,10 +676,15 @@ impl Service {
                     self.ctx.fabric.kernel.clone(),
                     self.ctx.fabric.inventory.clone(),
                 );
+                // A parked DC has no device events could be about, and
+                // must not be contacted before its next poll (nvme-stas #513).
                 let dcs: Vec<(Option<String>, DcCommander)> = self
                     .dcs
                     .values()
-                    .map(|e| (lock(&e.handle.status).device.clone(), e.handle.commander()))
+                    .filter_map(|e| {
+                        let s = lock(&e.handle.status);
+                        (s.stage != Stage::Parked).then(|| (s.device.clone(), e.handle.commander()))
+                    })
                     .collect();
                 // One full scan, on the blocking pool, shared with any
                 // lookup that wants one meanwhile.

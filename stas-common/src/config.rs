@@ -260,6 +260,52 @@ impl fmt::Display for MdnsBackend {
     }
 }
 
+/// `persistent` (stafd): whether stafd keeps a discovery controller
+/// connected between log page reads, named after nvme-stas main's per-DC
+/// key and nvme-cli's `--persistent`. Where a DC is not kept it is polled
+/// ("parked" upstream): connect, register, read, disconnect, and again
+/// after `epcsd-poll-interval-minutes`, its cached log page served between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Persistent {
+    /// Polled.
+    No,
+    /// Kept where the log page entry that describes the DC says it
+    /// supports explicit persistent connections (EPCSD): its own "current
+    /// discovery subsystem" entry, else the referral entry that led to it;
+    /// polled otherwise.
+    Auto,
+    /// Kept whatever EPCSD says: what stafd and nvme-stas 2.x always did.
+    #[default]
+    Force,
+}
+
+impl Persistent {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::No => "no",
+            Self::Auto => "auto",
+            Self::Force => "force",
+        }
+    }
+
+    /// Parses the spelling; None for anything else.
+    pub fn parse(v: &str) -> Option<Self> {
+        [Self::No, Self::Auto, Self::Force]
+            .into_iter()
+            .find(|p| p.as_str() == v)
+    }
+}
+
+impl fmt::Display for Persistent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Default `epcsd-poll-interval-minutes`: 15 (nvme-stas main, nvme-discoverd).
+pub const DEFAULT_EPCSD_POLL_MINUTES: u32 = 15;
+
 /// stacd `disconnect-scope` (spec §7.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DisconnectScope {
@@ -345,10 +391,25 @@ pub struct StafdConfig {
     pub persistent_connections: bool,
     /// `[Discovery controller connection management] zeroconf-connections-persistence`.
     pub zeroconf_persistence: Persistence,
+    /// `[Discovery controller connection management] persistent`: the
+    /// default for DCs whose `controller=` entry has no `persistent` field,
+    /// and for DCs found over mDNS or through referrals.
+    pub persistent: Persistent,
+    /// `[Discovery controller connection management]
+    /// epcsd-poll-interval-minutes`, in minutes (at least 1): how often a
+    /// DC that is not kept connected is read.
+    pub epcsd_poll_minutes: u32,
     /// `[Controllers] controller` entries in file order.
     pub controllers: Vec<ControllerSpec>,
     /// `[Controllers] exclude` entries (without `host-traddr`).
     pub excludes: Vec<Cid>,
+}
+
+impl StafdConfig {
+    /// `epcsd-poll-interval-minutes` as a duration.
+    pub fn epcsd_poll_interval(&self) -> Duration {
+        Duration::from_secs(u64::from(self.epcsd_poll_minutes).saturating_mul(60))
+    }
 }
 
 impl Default for StafdConfig {
@@ -360,6 +421,8 @@ impl Default for StafdConfig {
             mdns_backend: MdnsBackend::Auto,
             persistent_connections: true,
             zeroconf_persistence: DEFAULT_PERSISTENCE,
+            persistent: Persistent::default(),
+            epcsd_poll_minutes: DEFAULT_EPCSD_POLL_MINUTES,
             controllers: Vec::new(),
             excludes: Vec::new(),
         }
@@ -469,7 +532,12 @@ const STAFD_TABLE: Table = &[
     (SERVICE_DISCOVERY, &["zeroconf", "mdns-backend"]),
     (
         DC_MANAGEMENT,
-        &["persistent-connections", "zeroconf-connections-persistence"],
+        &[
+            "persistent-connections",
+            "zeroconf-connections-persistence",
+            "persistent",
+            "epcsd-poll-interval-minutes",
+        ],
     ),
     (CONTROLLERS, &["controller", "exclude"]),
 ];
@@ -670,6 +738,20 @@ fn conv_ncc(v: &str) -> Result<u32, &'static str> {
     Ok(if n == 1 { 2 } else { n })
 }
 
+fn conv_persistent(v: &str) -> Result<Persistent, &'static str> {
+    Persistent::parse(v).ok_or("is not valid")
+}
+
+fn conv_poll_minutes(v: &str) -> Result<u32, &'static str> {
+    let n = py_int(v).ok_or("is not an integer")?;
+    // The poll is the only way back for a DC that is not kept connected:
+    // "never" is no answer (nvme-stas main refuses 0 too).
+    if n < 1 {
+        return Err("is less than 1");
+    }
+    u32::try_from(n).map_err(|_| "is out of range")
+}
+
 fn conv_persistence(v: &str) -> Result<Persistence, &'static str> {
     let secs = timespan::parse(v).ok_or("is not a time span")?;
     if secs.is_nan() {
@@ -722,6 +804,14 @@ const NCC: Check<u32> = Check {
     expected: "0 (never give up) or a whole number of attempts (1 counts as 2)",
     conv: conv_ncc,
 };
+const PERSISTENT: Check<Persistent> = Check {
+    expected: "no, auto or force (lower case)",
+    conv: conv_persistent,
+};
+const POLL_MINUTES: Check<u32> = Check {
+    expected: "a whole number of minutes, at least 1",
+    conv: conv_poll_minutes,
+};
 const PERSISTENCE: Check<Persistence> = Check {
     expected: "a time span such as 72hours, 3d5h, 1:30:00 or a number of seconds, \
                or -1 to keep them forever",
@@ -773,8 +863,11 @@ pub(crate) const OVERRIDE_KEYS: [&str; 10] = [
     "disable-sqflow",
 ];
 
+/// `controller=` keys of stafd.conf alone: discovery controller settings.
+const DC_KEYS: [&str; 1] = ["persistent"];
+
 fn is_known_key(key: &str) -> bool {
-    ADDRESS_KEYS.contains(&key) || OVERRIDE_KEYS.contains(&key)
+    ADDRESS_KEYS.contains(&key) || OVERRIDE_KEYS.contains(&key) || DC_KEYS.contains(&key)
 }
 
 // ---------------------------------------------------------------------------
@@ -1123,6 +1216,7 @@ impl<'a> Reader<'a> {
                     None => {}
                 }
             }
+            self.dc_keys(value.line, &mut cid, daemon);
             self.check_controller(value, &cid, daemon);
             out.push(ControllerSpec {
                 cid,
@@ -1130,6 +1224,28 @@ impl<'a> Reader<'a> {
             });
         }
         out
+    }
+
+    /// Checks the discovery controller keys of a `controller=` entry,
+    /// dropping those that do not apply (with a diagnostic).
+    fn dc_keys(&mut self, line: usize, cid: &mut Cid, daemon: Daemon) {
+        let Some(v) = cid.get("persistent").cloned() else {
+            return;
+        };
+        let problem = match daemon {
+            Daemon::Stacd => {
+                "persistent is a discovery controller setting (stafd.conf). Ignored.".to_owned()
+            }
+            Daemon::Stafd => match PERSISTENT.apply(&v) {
+                Ok(_) => return,
+                Err(e) => format!(
+                    "persistent: {e}. Ignored, so [{DC_MANAGEMENT}] persistent applies to \
+                     this controller."
+                ),
+            },
+        };
+        cid.remove("persistent");
+        self.warn(line, CONTROLLERS, "controller", problem);
     }
 
     /// What would make the daemon ignore a configured controller.
@@ -1319,6 +1435,22 @@ pub fn parse_stafd(
                 Some(d.zeroconf_persistence.to_string()),
             )
             .unwrap_or(d.zeroconf_persistence),
+        persistent: r
+            .scalar(
+                DC_MANAGEMENT,
+                "persistent",
+                &PERSISTENT,
+                Some(d.persistent.to_string()),
+            )
+            .unwrap_or(d.persistent),
+        epcsd_poll_minutes: r
+            .scalar(
+                DC_MANAGEMENT,
+                "epcsd-poll-interval-minutes",
+                &POLL_MINUTES,
+                Some(d.epcsd_poll_minutes.to_string()),
+            )
+            .unwrap_or(d.epcsd_poll_minutes),
         controllers: r.controllers(Daemon::Stafd),
         excludes: r.excludes(),
     };
@@ -1489,6 +1621,12 @@ impl fmt::Display for StafdConfig {
             f,
             "zeroconf-connections-persistence = {}",
             self.zeroconf_persistence
+        )?;
+        writeln!(f, "persistent = {}", self.persistent)?;
+        writeln!(
+            f,
+            "epcsd-poll-interval-minutes = {}",
+            self.epcsd_poll_minutes
         )?;
         write_controllers(f, &self.controllers, &self.excludes)
     }
@@ -2357,6 +2495,52 @@ exclude=transport=tcp;traddr=10.10.10.10
     }
 
     #[test]
+    fn persistent_and_epcsd_poll_interval() {
+        let get = |v: &str, m: &str| {
+            let (c, d) = stafd(&format!(
+                "[Discovery controller connection management]\npersistent={v}\n\
+                 epcsd-poll-interval-minutes={m}\n"
+            ));
+            (c.persistent, c.epcsd_poll_interval(), d.len())
+        };
+        let min = |n: u64| Duration::from_secs(n * 60);
+        assert_eq!(
+            StafdConfig::default().persistent,
+            Persistent::Force,
+            "today's behaviour: every DC kept connected"
+        );
+        assert_eq!(get("auto", "15"), (Persistent::Auto, min(15), 0));
+        assert_eq!(get("no", "1"), (Persistent::No, min(1), 0));
+        assert_eq!(get("force", "120"), (Persistent::Force, min(120), 0));
+        // Anything else falls back to the default, with a diagnostic each.
+        assert_eq!(get("yes", "0"), (Persistent::Force, min(15), 2));
+        assert_eq!(get("AUTO", "-5"), (Persistent::Force, min(15), 2));
+        assert_eq!(get("", "quarter-hourly"), (Persistent::Force, min(15), 2));
+
+        let (c, d) = stafd(
+            "[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1;persistent=auto\n\
+             controller = transport=tcp;traddr=10.0.0.2;persistent=sometimes\n",
+        );
+        assert_eq!(
+            c.controllers[0].cid.get("persistent").map(String::as_str),
+            Some("auto")
+        );
+        assert_eq!(c.controllers[1].cid.get("persistent"), None);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(
+            d[0].message
+                .contains("\"sometimes\" is not valid; expected no, auto or force"),
+            "{}",
+            d[0].message
+        );
+        let (c, d) = stacd(
+            "[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1;nqn=nqn.a;persistent=auto\n",
+        );
+        assert_eq!(c.controllers[0].cid.get("persistent"), None);
+        assert!(d[0].message.contains("stafd.conf"), "{d:?}");
+    }
+
+    #[test]
     fn connect_attempts_on_ncc() {
         let get = |v: &str| {
             let (c, d) = stacd(&format!(
@@ -2682,6 +2866,8 @@ exclude=transport=tcp;traddr=10.10.10.10
             "[Discovery controller connection management]",
             "persistent-connections = true",
             "zeroconf-connections-persistence = 72hours",
+            "persistent = force",
+            "epcsd-poll-interval-minutes = 15",
             "[Controllers]",
         ] {
             assert!(
