@@ -599,10 +599,13 @@ impl Dc {
                 self.reload = false;
                 reloaded = false;
                 stage = self.first_stage(dctype);
+                // Querying, if PLEO is still wanted, chooses it again.
+                lsp = 0;
             } else if std::mem::take(&mut self.reload) {
                 self.refetch = false;
                 reloaded = true;
                 stage = self.first_stage(dctype);
+                lsp = 0;
             } else if stage == Stage::Steady && std::mem::take(&mut self.refetch) {
                 stage = Stage::Fetching;
             }

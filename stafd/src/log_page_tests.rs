@@ -97,3 +97,38 @@ async fn a_bad_log_page_entry_is_reported_once_per_page_not_per_read() {
     assert_eq!(captured(log::Level::Warn, bad), 2, "a new page is news");
     h.stop().await;
 }
+
+/// Found by nvmf-dcsim in the lab: the LSP chosen from Supported Log
+/// Pages outlived a reload that turned PLEO off.
+#[tokio::test(start_paused = true)]
+async fn pleo_turned_off_by_a_reload_is_not_asked_for_again() {
+    let sim = SimKernel::new();
+    sim.add_dc(
+        "10.0.0.1",
+        "8009",
+        DcType::Ddc,
+        vec![nvme("10.0.0.9", "nqn.a")],
+    );
+    sim.with_dc("10.0.0.1", |d| d.lid0 = Some(0b010));
+    let h = start_with(sim, config(crate::tests::ONE_DC), None);
+    h.steady("10.0.0.1").await;
+    assert_eq!(
+        h.sim.state().log_reads,
+        [("nvme0".to_owned(), 2)],
+        "PLEO asked for"
+    );
+    h.handle.send(Input::Reload(config(&format!(
+        "[Global]\npleo = disabled\n{}",
+        crate::tests::ONE_DC
+    ))));
+    until("the reload re-read the log", || {
+        h.sim.state().log_reads.len() == 2
+    })
+    .await;
+    assert_eq!(
+        h.sim.state().log_reads[1],
+        ("nvme0".to_owned(), 0),
+        "no PLEO after pleo = disabled"
+    );
+    h.stop().await;
+}
