@@ -2087,6 +2087,8 @@ mod tests {
             (None, None, None)
         );
         assert!(!config.pleo && !config.zeroconf && !config.persistent_connections);
+        assert_eq!(config.persistent, Persistent::No);
+        assert_eq!(config.epcsd_poll_minutes, 5);
         assert_eq!(config.mdns_backend, MdnsBackend::Builtin);
         assert_eq!(
             config.zeroconf_persistence,
@@ -2117,7 +2119,7 @@ mod tests {
             ]
         );
         let lines: Vec<usize> = config.controllers.iter().map(|c| c.line).collect();
-        assert_eq!(lines, [24, 25, 26, 27]);
+        assert_eq!(lines, [26, 27, 28, 29]);
         assert_eq!(
             config.excludes,
             vec![
