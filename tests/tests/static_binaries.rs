@@ -12,6 +12,7 @@ const BINARIES: &[(&str, &str)] = &[
     ("tools", "stasadm"),
     ("tools", "stafctl"),
     ("tools", "nvmf-dlp"),
+    ("nvmf-dcsim", "nvmf-dcsim"),
 ];
 
 #[test]

@@ -386,6 +386,14 @@ pub fn scenario(r: &mut Report) {
     if let Ok(log) = std::fs::read("/tmp/stafd.log") {
         r.blob("stafd.log", &log);
     }
+    // The same guest then plays the CDC part (nvmf-dcsim): one boot for both.
+    crate::guest_cdc::scenario(r, &t);
+    if let Ok(log) = std::fs::read("/tmp/stafd.log") {
+        r.blob("stafd-scale.log", &log);
+    }
+    if let Ok(log) = std::fs::read("/tmp/stacd.log") {
+        r.blob("stacd-cdc.log", &log);
+    }
     let _ = Path::new("/tmp");
 }
 

@@ -31,6 +31,7 @@ use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 
 mod guest_bench;
 mod guest_bench_probe;
+mod guest_cdc;
 mod guest_faults;
 mod guest_stacd;
 mod guest_stafd;
