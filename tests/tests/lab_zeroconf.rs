@@ -20,6 +20,7 @@ const EXPECTED: &[&str] = &[
     "zeroconf-nothing-before-announcement",
     "zeroconf-dc-connected-from-announcement",
     "zeroconf-io-controller-connected",
+    "zeroconf-referral-followed",
     "zeroconf-stafctl-shows-origin-and-mdns-view",
 ];
 

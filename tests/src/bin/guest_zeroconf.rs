@@ -2,7 +2,7 @@
 //! mDNS responder in the guest announces nvmet's discovery port on a veth
 //! interface; stafd, with no controller configured, finds it, probes it,
 //! connects to it from that interface, and stacd connects the subsystem
-//! its log page lists.
+//! its log page lists. Its referral to a second DC is followed too.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -17,6 +17,9 @@ use crate::guest_stafd::{prepare_host, start_dbus, start_stafd, stop};
 use crate::{ensure, Report};
 
 const ADDR: &str = "10.99.0.1";
+/// The DC the announced one refers to, and its subsystem.
+const REFERRED_PORT: &str = "8010";
+const REFERRED_SUB: &str = "nqn.2024-01.io.stas.lab:zero-touch-referred";
 
 fn sub() -> String {
     "nqn.2024-01.io.stas.lab:zero-touch".to_owned()
@@ -61,7 +64,13 @@ fn setup(t: &Nvmet) -> std::io::Result<()> {
         16 << 20,
     )?;
     t.add_port(1, &PortAddr::tcp(ADDR, "8009"))?;
-    t.link(1, &sub())
+    t.link(1, &sub())?;
+    // The announced DC refers to a second one (port 2), which lists a
+    // second subsystem: referrals are followed from mDNS DCs too.
+    t.add_subsystem(REFERRED_SUB, true, None)?;
+    t.add_port(2, &PortAddr::tcp(ADDR, REFERRED_PORT))?;
+    t.link(2, REFERRED_SUB)?;
+    t.add_referral(1, "to-port-2", &PortAddr::tcp(ADDR, REFERRED_PORT), 2)
 }
 
 /// The DCs stafd has connected: (device, traddr, host_iface).
@@ -164,6 +173,26 @@ pub fn scenario(r: &mut Report) {
         r.check(
             "zeroconf-io-controller-connected",
             ioc.map(|_| format!("{:?}", iocs(&sysfs))),
+        );
+        let referred = until(
+            "the referred DC's subsystem connected",
+            Duration::from_secs(30),
+            || iocs(&sysfs).contains_key(REFERRED_SUB),
+        )
+        .await;
+        r.check(
+            "zeroconf-referral-followed",
+            referred.and_then(|d| {
+                let ls = stafctl_json(&["ls", "-d"])?;
+                let dc = ls
+                    .as_array()
+                    .and_then(|a| a.iter().find(|d| d["trsvcid"] == REFERRED_PORT))
+                    .ok_or(format!("the referred DC is not listed: {ls}"))?;
+                ensure(dc["origin"] == "referral", format!("{dc}"))?;
+                Ok(format!(
+                    "{d:?} after its subsystem's DC was announced: {dc}"
+                ))
+            }),
         );
         r.check("zeroconf-stafctl-shows-origin-and-mdns-view", {
             (|| {
