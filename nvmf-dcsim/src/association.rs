@@ -28,6 +28,8 @@ use crate::topology::{CommandName, DcSpec};
 pub const MAX_H2C_DATA: u32 = 128 << 10;
 /// The largest transfer a command may ask for.
 pub const MAX_TRANSFER: u32 = 1 << 20;
+/// The largest DIM payload accepted (and recorded).
+const MAX_DIM_LEN: usize = 64 << 10;
 /// C2HData PDUs carry at most this much.
 const C2H_CHUNK: usize = 128 << 10;
 /// CAP: MQES 127, CQR, TO 15 (7.5 s), CSS NVM; MPSMIN 0 (kernel-interface notes §8.6).
@@ -633,6 +635,12 @@ impl Association {
         let raw = data
             .get(..usize::try_from(tdl).unwrap_or(0))
             .unwrap_or(data);
+        // A registration is a few KiB; what is kept of each is bounded.
+        let raw = if raw.len() > MAX_DIM_LEN {
+            &[][..]
+        } else {
+            raw
+        };
         let status = if spec.kind == DcType::None {
             Status::INVALID_OPCODE
         } else if let Some(s) = spec.faults.refuse_dim {

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nvmf_proto::tcp::{CommonHeader, Digests, Pdu, COMMON_HEADER_LEN, MAX_PDU_LEN};
+use nvmf_proto::tcp::{pdu_type, CommonHeader, Digests, Pdu, COMMON_HEADER_LEN, MAX_PDU_LEN};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
@@ -36,6 +36,9 @@ pub enum SimError {
         source: std::io::Error,
     },
 }
+
+/// Answers queued for one host beyond which its association is closed.
+const MAX_QUEUED: usize = 8 << 20;
 
 struct Running {
     dc: Arc<Dc>,
@@ -173,7 +176,11 @@ async fn accept_loop(listener: TcpListener, dc: Arc<Dc>, ids: Arc<AtomicU64>) {
 }
 
 /// Reads one whole PDU; the digests in use change after ICReq.
-async fn read_pdu(rd: &mut OwnedReadHalf, digests: &mut Digests) -> Result<Pdu, String> {
+async fn read_pdu(
+    rd: &mut OwnedReadHalf,
+    digests: &mut Digests,
+    started: &mut bool,
+) -> Result<Pdu, String> {
     let eof = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => "the host closed the connection".to_owned(),
         _ => format!("reading from the host: {e}"),
@@ -188,6 +195,16 @@ async fn read_pdu(rd: &mut OwnedReadHalf, digests: &mut Digests) -> Result<Pdu, 
             header.pdu_type, header.plen
         ));
     }
+    // Judge the header before allocating what it claims.
+    if !*started && header.pdu_type != pdu_type::IC_REQ {
+        return Err(format!(
+            "PDU type {:#04x} before ICReq: not an NVMe/TCP host",
+            header.pdu_type
+        ));
+    }
+    header
+        .check(*digests)
+        .map_err(|e| format!("bad PDU header: {e}"))?;
     let mut buf = vec![0u8; plen];
     buf[..COMMON_HEADER_LEN].copy_from_slice(&head);
     rd.read_exact(&mut buf[COMMON_HEADER_LEN..])
@@ -196,6 +213,7 @@ async fn read_pdu(rd: &mut OwnedReadHalf, digests: &mut Digests) -> Result<Pdu, 
     let pdu = Pdu::parse(&buf, *digests).map_err(|e| format!("bad PDU from the host: {e}"))?;
     if let Pdu::IcReq(r) = &pdu {
         *digests = r.digests;
+        *started = true;
     }
     Ok(pdu)
 }
@@ -207,9 +225,9 @@ async fn serve(stream: TcpStream, peer: SocketAddr, dc: Arc<Dc>, id: u64) {
     // the select below.
     let (pdu_tx, mut pdus) = mpsc::channel::<Result<Pdu, String>>(8);
     let reader = tokio::spawn(async move {
-        let mut digests = Digests::default();
+        let (mut digests, mut started) = (Digests::default(), false);
         loop {
-            let r = read_pdu(&mut rd, &mut digests).await;
+            let r = read_pdu(&mut rd, &mut digests, &mut started).await;
             let end = r.is_err();
             if pdu_tx.send(r).await.is_err() || end {
                 break;
@@ -217,18 +235,30 @@ async fn serve(stream: TcpStream, peer: SocketAddr, dc: Arc<Dc>, id: u64) {
         }
     });
     let (out_tx, mut out) = mpsc::unbounded_channel::<Vec<u8>>();
-    let writer = tokio::spawn(async move {
+    // Bytes answered but not yet written: a host that stops reading must
+    // not make the simulator buffer without bound.
+    let queued = Arc::new(AtomicUsize::new(0));
+    let written = queued.clone();
+    let mut writer = tokio::spawn(async move {
         while let Some(bytes) = out.recv().await {
+            let n = bytes.len();
             if wr.write_all(&bytes).await.is_err() {
                 break;
             }
+            written.fetch_sub(n, Ordering::Relaxed);
         }
         let _ = wr.shutdown().await;
     });
+    let mut delayed = tokio::task::JoinSet::new();
     let mut a = Association::new(id, dc.clone(), peer.to_string());
     let mut changes = dc.subscribe();
     let mut deadline: Option<Instant> = None;
     let reason = 'run: loop {
+        // Accepted just before the DC was removed: subscribing marked that
+        // change as seen.
+        if dc.is_retired() {
+            break 'run "the DC was removed from the topology".to_owned();
+        }
         let outputs = tokio::select! {
             m = pdus.recv() => match m {
                 Some(Ok(p)) => a.on_pdu(p),
@@ -254,11 +284,17 @@ async fn serve(stream: TcpStream, peer: SocketAddr, dc: Arc<Dc>, id: u64) {
                             Err(e) => break 'run format!("cannot emit a {}: {e}", p.type_name()),
                         }
                     }
+                    let pending = queued.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len();
+                    if pending > MAX_QUEUED {
+                        break 'run format!(
+                            "the host is not reading: {pending} bytes of answers queued, more than {MAX_QUEUED}"
+                        );
+                    }
                     if after.is_zero() {
                         let _ = out_tx.send(bytes);
                     } else {
                         let tx = out_tx.clone();
-                        tokio::spawn(async move {
+                        delayed.spawn(async move {
                             tokio::time::sleep(after).await;
                             let _ = tx.send(bytes);
                         });
@@ -276,7 +312,14 @@ async fn serve(stream: TcpStream, peer: SocketAddr, dc: Arc<Dc>, id: u64) {
     );
     a.closed(&reason);
     reader.abort();
+    delayed.abort_all();
     drop(out_tx);
-    // Let what was answered reach the host before the socket closes.
-    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    // Let what was answered reach the host before the socket closes, but
+    // not wait on a host that does not read.
+    if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
 }

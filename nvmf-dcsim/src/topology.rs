@@ -505,7 +505,15 @@ impl DcFile {
         Ok((0..self.replicas)
             .map(|i| DcSpec {
                 name: format!("{}#{i}", spec.name),
-                listen: SocketAddr::new(ip, self.port.saturating_add(i)),
+                // Port 0 (any free port) stays 0 for every replica.
+                listen: SocketAddr::new(
+                    ip,
+                    if self.port == 0 {
+                        0
+                    } else {
+                        self.port.saturating_add(i)
+                    },
+                ),
                 ..spec.clone()
             })
             .collect())

@@ -1,6 +1,7 @@
 //! The simulator against a small NVMe/TCP host written from the PDUs of
 //! nvmf-proto, on loopback: what the Linux host sends, and the faults.
-//! (The real kernel meets it in the lab: tests/tests/lab_cdc.rs.)
+//! (The real kernel meets it in the lab: tests/tests/lab_stafd.rs runs
+//! tests/src/bin/guest_cdc.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may panic
 
 use std::net::SocketAddr;
@@ -484,4 +485,70 @@ async fn faults_refuse_dim_drop_keep_alive_churn_genctr_and_refuse_unknown_nqns(
     let c = other.connect_as(H2, "nqn.not.this.dc", 0).await;
     assert_eq!(c.status, Status::CONNECT_INVALID_PARAMETERS);
     assert_eq!(c.dw0, (1 << 16) | 256);
+}
+
+#[tokio::test]
+async fn a_host_that_does_not_read_is_let_go_and_big_dims_are_refused() {
+    let (_sim, rec, addr) = start(&topology("")).await;
+    // 1 MiB answers asked for and never read: bounded, then closed.
+    let (mut h, _) = Host::connect(addr, H1, 0).await;
+    for cid in 1..=64u16 {
+        let mut sqe = Host::read_sqe(0x06, 1 << 20);
+        (sqe.cdw10, sqe.command_id) = (1, cid);
+        h.send(Pdu::CapsuleCmd(CapsuleCmd {
+            sqe,
+            data: Vec::new(),
+        }))
+        .await;
+    }
+    let start = std::time::Instant::now();
+    let closed = loop {
+        let s = rec.snapshot().dcs["cdc"].clone();
+        if let Some(c) = s.associations[0].closed.clone() {
+            break c;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never closed: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(closed.contains("not reading"), "{closed}");
+    // A DIM of 100 KiB through R2T: refused, not kept.
+    let (mut h2, _) = Host::connect(addr, H2, 0).await;
+    let len = 100u32 << 10;
+    let sqe = Sqe {
+        opcode: 0x21,
+        flags: 0x40,
+        command_id: 5,
+        dptr: Sgl {
+            address: 0,
+            length: len,
+            sgl_type: Sgl::TRANSPORT,
+        },
+        ..Sqe::default()
+    };
+    h2.send(Pdu::CapsuleCmd(CapsuleCmd {
+        sqe,
+        data: Vec::new(),
+    }))
+    .await;
+    let Pdu::R2t(r2t) = h2.recv().await else {
+        panic!("expected R2T")
+    };
+    let mut data = vec![0u8; len as usize];
+    data[..4].copy_from_slice(&len.to_le_bytes());
+    h2.send(Pdu::H2CData(DataPdu {
+        command_id: 5,
+        ttag: r2t.ttag,
+        datao: 0,
+        last: true,
+        success: false,
+        data,
+    }))
+    .await;
+    let (c, _) = h2.completion(5).await;
+    assert!(!c.status.is_success());
+    let s = rec.snapshot().dcs["cdc"].clone();
+    assert!(s.dim[0].raw_hex.is_empty() && s.registrations.is_empty());
 }
