@@ -104,29 +104,34 @@ impl std::fmt::Display for ConnectFailure {
 pub struct NvmeStatus(pub u16);
 
 impl NvmeStatus {
+    /// The decoded status field (nvmf-proto owns the bit layout).
+    pub fn status(self) -> nvmf_proto::command::Status {
+        nvmf_proto::command::Status::from_field(self.0)
+    }
+
     /// Status code (bits 7:0).
     pub fn sc(self) -> u8 {
-        self.0.to_le_bytes()[0]
+        self.status().sc
     }
 
     /// Status code type (bits 10:8).
     pub fn sct(self) -> u8 {
-        self.0.to_le_bytes()[1] & 0x07
+        self.status().sct
     }
 
     /// Command retry delay (bits 12:11).
     pub fn crd(self) -> u8 {
-        (self.0.to_le_bytes()[1] >> 3) & 0x03
+        self.status().crd
     }
 
     /// More information in the error log (bit 13).
     pub fn more(self) -> bool {
-        self.0 & 0x2000 != 0
+        self.status().more
     }
 
     /// Do not retry (bit 14).
     pub fn dnr(self) -> bool {
-        self.0 & 0x4000 != 0
+        self.status().dnr
     }
 
     /// SCT and SC, without retry hints: what identifies the condition.
