@@ -32,7 +32,7 @@ pub const MAX_TRANSFER: u32 = 1 << 20;
 const MAX_DIM_LEN: usize = 64 << 10;
 /// C2HData PDUs carry at most this much.
 const C2H_CHUNK: usize = 128 << 10;
-/// CAP: MQES 127, CQR, TO 15 (7.5 s), CSS NVM; MPSMIN 0 (kernel-interface notes §8.6).
+/// CAP: MQES 127, CQR, TO 15 (7.5 s), CSS NVM; MPSMIN 0 (what the Linux host needs).
 const CAP: u64 = 0x0000_0020_0F01_007F;
 /// VS: 1.4.
 const VS: u32 = 0x0001_0400;

@@ -1,6 +1,7 @@
 //! NVMe submission and completion queue entries (SQE, CQE), their status
 //! field, and the SGL descriptor NVMe over Fabrics puts in an SQE's data
-//! pointer (kernel-interface §8.4).
+//! pointer (NVMe base specification; the values the Linux NVMe/TCP host
+//! uses are summarised in docs/dcsim.md).
 //!
 //! Every field is kept as received: an SQE or CQE has no invalid bit
 //! pattern, so parsing fails only on a short buffer. What a field means for

@@ -1,5 +1,6 @@
 //! NVMe over Fabrics commands (opcode 0x7F): Connect and its 1024-byte
-//! data, Property Get/Set, Disconnect (kernel-interface §8.5, §8.6).
+//! data, Property Get/Set, Disconnect (NVMe over Fabrics
+//! specification; see docs/dcsim.md for what a Linux host sends).
 //!
 //! A fabrics command is an [`Sqe`] whose byte 4 (the low byte of the NSID
 //! field) is the FCTYPE; the command-specific fields sit in CDW10..CDW13.
@@ -304,12 +305,13 @@ impl ConnectData {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::command::SQE_LEN;
     use proptest::prelude::*;
 
-    const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+    pub(crate) const HOSTNQN: &str =
+        "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
     /// The admin-queue Connect SQE as Linux 6.1 sends it (command id 0,
     /// KATO 5 s), byte by byte.
@@ -441,7 +443,8 @@ mod tests {
         assert_eq!(connect_invalid_parameter_dw0(42, false), 42);
     }
 
-    fn connect_data() -> ConnectData {
+    /// A Connect data block the tcp tests share.
+    pub(crate) fn connect_data() -> ConnectData {
         ConnectData {
             hostid: [
                 0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2,

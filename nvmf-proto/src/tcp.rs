@@ -1,5 +1,4 @@
-//! NVMe/TCP PDUs (the NVMe/TCP transport binding; kernel-interface §8.1 to
-//! §8.3): the 8-byte common header, the nine PDU types, header and data
+//! NVMe/TCP PDUs (the NVMe/TCP transport specification): the 8-byte common header, the nine PDU types, header and data
 //! digests.
 //!
 //! [`Pdu::parse`] takes exactly one whole PDU. A reader first reads the
@@ -854,11 +853,11 @@ pub fn crc32c(data: &[u8]) -> u32 {
 mod tests {
     use super::*;
     use crate::command::{Sgl, Status};
-    use crate::fabrics::{ConnectData, FabricsCommand, CNTLID_DYNAMIC};
+    use crate::fabrics::{ConnectData, FabricsCommand};
     use proptest::prelude::*;
 
     /// Bytes from a spaced hex dump, so expected PDUs read like the tables
-    /// of kernel-interface §8.
+    /// of the NVMe/TCP transport specification.
     fn hex(s: &str) -> Vec<u8> {
         s.split_whitespace()
             .map(|b| u8::from_str_radix(b, 16).unwrap())
@@ -875,19 +874,7 @@ mod tests {
         raw
     }
 
-    const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
-
-    fn connect_data() -> ConnectData {
-        ConnectData {
-            hostid: [
-                0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2,
-                0xe1, 0xf0,
-            ],
-            cntlid: CNTLID_DYNAMIC,
-            subnqn: crate::WELL_KNOWN_DISCOVERY_NQN.into(),
-            hostnqn: HOSTNQN.into(),
-        }
-    }
+    use crate::fabrics::tests::{connect_data, HOSTNQN};
 
     fn connect_pdu() -> Pdu {
         Pdu::CapsuleCmd(CapsuleCmd {
