@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use nvmf_proto::mdns::{txt_dict, txt_nqn, txt_transport, Message, RData};
-use stas_common::mdns::{MdnsInterface, Querier, QuerierConfig};
+use stas_mdns::{MdnsInterface, Querier, QuerierConfig};
 
 fuzz_target!(|data: &[u8]| {
     let t0 = Instant::now();

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use nvmf_kernel::sysfs::ControllerInfo;
-use stas_common::config::SysConf;
-use stas_common::dbus::{
+use stas_config::SysConf;
+use stas_daemon::dbus::{
     add_device_attrs, controller_id_dict, is_secret, must_redact, operation_text, py_bool,
     py_repr_str, tid_from_fields, timer_text, Json, OrderedDict, SharedTidContext,
 };
@@ -109,7 +109,7 @@ fn dlpe_repr(s: &IocStatus) -> String {
     let Some(e) = &s.dlpe else {
         return "None".to_owned();
     };
-    let items: Vec<String> = stas_common::dlpe::to_dict(e)
+    let items: Vec<String> = stas_daemon::dlpe::to_dict(e)
         .iter()
         .map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr_str(v)))
         .collect();
@@ -195,19 +195,19 @@ impl StacDebug {
     /// Debug tracing (writes are limited to root by the bus policy).
     #[zbus(property(emits_changed_signal = "false"), name = "tron")]
     fn tron(&self) -> bool {
-        stas_common::logging::tron()
+        stas_daemon::logging::tron()
     }
 
     #[zbus(property, name = "tron")]
     fn set_tron(&mut self, on: bool) {
-        stas_common::logging::set_tron(on);
+        stas_daemon::logging::set_tron(on);
         log::info!("tron set to {} over D-Bus", py_bool(on));
     }
 
     /// `DEBUG` or `INFO`.
     #[zbus(property(emits_changed_signal = "false"), name = "log_level")]
     fn log_level(&self) -> String {
-        stas_common::logging::level_name().to_owned()
+        stas_daemon::logging::level_name().to_owned()
     }
 
     /// The daemon's state as JSON (§11.5.5).
@@ -218,7 +218,7 @@ impl StacDebug {
         #[zbus(header)] hdr: Header<'_>,
     ) -> String {
         let redact = must_redact(self.cfg.sys.hostkey.is_some(), conn, &hdr).await;
-        stas_common::dbus::process_info_json(
+        stas_daemon::dbus::process_info_json(
             &self.cfg.sys,
             self.cfg.lkc_path.as_deref(),
             self.cfg.kernel_tp8013,
@@ -386,7 +386,7 @@ pub async fn follow_stafd_counting(
     service: ServiceHandle,
     stats: Arc<std::sync::Mutex<FollowStats>>,
 ) -> zbus::Result<()> {
-    let count = |f: fn(&mut FollowStats)| f(&mut stas_common::daemon::lock(&stats));
+    let count = |f: fn(&mut FollowStats)| f(&mut stas_daemon::lock(&stats));
     let bus = fdo::DBusProxy::new(&conn).await?;
     let mut owners = bus
         .receive_name_owner_changed_with_args(&[(0, STAF_BUS_NAME)])
@@ -498,7 +498,7 @@ mod tests {
 
     use nvmf_proto::dlp::{DiscoveryLogEntry, Tsas};
     use nvmf_proto::types::{AdrFam, CntrlType, EFlags, SecType, SubType, TrType};
-    use stas_common::tid::{Tid, TidContext};
+    use stas_tid::{Tid, TidContext};
 
     use super::*;
     use crate::ioc::Source;
@@ -585,7 +585,7 @@ mod tests {
         );
         assert_eq!(
             d.get("dhchap-ctrl-secret"),
-            Some(stas_common::dbus::REDACTED)
+            Some(stas_daemon::dbus::REDACTED)
         );
         assert_eq!(d.get("connected"), Some("True"));
         assert_eq!(d.get("cntrltype"), Some("io"));

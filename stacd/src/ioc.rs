@@ -15,16 +15,16 @@ use std::time::Duration;
 use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, SupportedOptions};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::EFlags;
-use stas_common::config::StacdConfig;
-use stas_common::daemon::inventory::Role;
-use stas_common::daemon::task::{
+use stas_config::StacdConfig;
+use stas_daemon::inventory::Role;
+use stas_daemon::kernel::FabricKernel;
+use stas_daemon::task::{
     self, adopt_or_connect, retry_delay, Devices, Fabric, Holder, Inbox, TaskCommand, TaskError,
 };
-use stas_common::kernel::FabricKernel;
-use stas_common::tid::Tid;
+use stas_tid::Tid;
 use tokio::sync::{mpsc, watch};
 
-pub use stas_common::daemon::task::{FAST_RETRY, SLOW_RETRY};
+pub use stas_daemon::task::{FAST_RETRY, SLOW_RETRY};
 
 /// Why stacd manages an I/O controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -185,11 +185,11 @@ impl std::fmt::Debug for IocContext {
 }
 
 /// A running I/O controller task.
-pub type IocHandle = stas_common::daemon::TaskHandle<IocStatus, Command>;
+pub type IocHandle = stas_daemon::TaskHandle<IocStatus, Command>;
 
-pub use stas_common::daemon::lock;
+pub use stas_daemon::lock;
 
-impl stas_common::daemon::ControllerStatus for IocStatus {
+impl stas_daemon::ControllerStatus for IocStatus {
     fn tid(&self) -> &Tid {
         &self.tid
     }
@@ -215,7 +215,7 @@ pub fn spawn(
         retry_in: None,
     }));
     let (tx, rx) = mpsc::unbounded_channel();
-    let me = stas_common::daemon::Commander::new(tx.clone());
+    let me = stas_daemon::Commander::new(tx.clone());
     let ioc = Ioc {
         ctx,
         id,
@@ -227,7 +227,7 @@ pub fn spawn(
         retry_now: false,
     };
     let task = tokio::spawn(ioc.run());
-    stas_common::daemon::TaskHandle::new(id, status, tx, task)
+    stas_daemon::TaskHandle::new(id, status, tx, task)
 }
 
 struct Ioc {
@@ -237,7 +237,7 @@ struct Ioc {
     status: Arc<Mutex<IocStatus>>,
     inbox: Inbox<Command>,
     /// Our own command queue, for whoever routes our device's events.
-    me: stas_common::daemon::Commander<Command>,
+    me: stas_daemon::Commander<Command>,
     removed: bool,
     /// Attempt now instead of waiting for the retry timer.
     retry_now: bool,

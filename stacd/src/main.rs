@@ -24,11 +24,11 @@ use clap::Parser;
 use nvmf_kernel::uevent::UeventStream;
 use nvmf_kernel::KernelPaths;
 use stacd::cli::Args;
-use stas_common::config::{self, StacdConfig, SysConf};
-use stas_common::kernel::{FabricKernel, SystemFabric};
-use stas_common::lkc::LkcFile;
-use stas_common::tid::TidContext;
-use stas_common::{daemon, logging, notify};
+use stas_config::{self as config, StacdConfig, SysConf};
+use stas_daemon::kernel::{FabricKernel, SystemFabric};
+use stas_daemon::lkc::LkcFile;
+use stas_daemon::{self as daemon, logging, notify};
+use stas_tid::TidContext;
 
 use crate::ioc::HostInfo;
 use crate::service::{Input, Service, ServiceHandle};
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     let bus_address = args
         .bus_address
         .clone()
-        .or_else(|| std::env::var(stas_common::dbus::ADDRESS_ENV).ok());
+        .or_else(|| std::env::var(stas_daemon::dbus::ADDRESS_ENV).ok());
     if let Some(n) = args.sim {
         let Some(rt) = daemon::runtime() else {
             return ExitCode::from(1);
@@ -141,7 +141,7 @@ async fn simulate(n: usize, bus: Option<String>) -> ExitCode {
         Some(address) => {
             let dbus_cfg = dbus::DbusConfig {
                 view: handle.view.clone(),
-                tid_context: stas_common::dbus::SharedTidContext::new(ctx),
+                tid_context: stas_daemon::dbus::SharedTidContext::new(ctx),
                 sys,
                 lkc_path: None,
                 kernel_tp8013: true,
@@ -199,7 +199,7 @@ async fn run(
     let supported = kernel
         .supported_options()
         .unwrap_or_else(|_| nvmf_kernel::fabrics::SupportedOptions::legacy());
-    let tid_context = stas_common::dbus::SharedTidContext::new(TidContext {
+    let tid_context = stas_daemon::dbus::SharedTidContext::new(TidContext {
         host_nqn: sys.hostnqn.clone(),
         ignore_iface: cfg.global.ignore_iface,
     });

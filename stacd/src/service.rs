@@ -20,14 +20,14 @@ use std::time::Duration;
 use nvmf_kernel::uevent::{Action, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::SubType;
-use stas_common::config::{DisconnectScope, StacdConfig};
-use stas_common::daemon::inventory::{Inventory, Role};
-use stas_common::daemon::task::{ConnectGate, Devices, Draining, Fabric};
-use stas_common::kernel::{resolve_configured, FabricKernel};
-use stas_common::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
-use stas_common::matching::tid_of_existing;
-use stas_common::tid::{filter_addresses, remove_excluded, Tid, TidContext};
-use stas_common::Cid;
+use stas_config::Cid;
+use stas_config::{DisconnectScope, StacdConfig};
+use stas_daemon::inventory::{Inventory, Role};
+use stas_daemon::kernel::{resolve_configured, FabricKernel};
+use stas_daemon::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
+use stas_daemon::task::{ConnectGate, Devices, Draining, Fabric};
+use stas_tid::matching::tid_of_existing;
+use stas_tid::{filter_addresses, remove_excluded, Tid, TidContext};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -75,7 +75,7 @@ pub struct Stats {
 }
 
 /// The shared, read-only view the D-Bus layer uses.
-pub type View = stas_common::daemon::StatusBoard<IocStatus>;
+pub type View = stas_daemon::StatusBoard<IocStatus>;
 
 /// How to send inputs to a running service.
 #[derive(Debug, Clone)]
@@ -181,7 +181,7 @@ impl Service {
         lkc: Option<LkcFile>,
         gate: ConnectGate,
     ) -> (Self, ServiceHandle) {
-        let supported = stas_common::kernel::probe_options(&*kernel, &["host_iface"]);
+        let supported = stas_daemon::kernel::probe_options(&*kernel, &["host_iface"]);
         let (config_tx, config_rx) = watch::channel(config);
         let (ntx, notices) = mpsc::unbounded_channel();
         let (itx, inputs) = mpsc::unbounded_channel();

@@ -12,8 +12,8 @@ use nvmf_kernel::fabrics::{ConnectOptions, Connected, SupportedOptions};
 use nvmf_kernel::sysfs::ControllerInfo;
 use nvmf_kernel::{ConnectFailure, KernelError};
 use nvmf_proto::types::CntrlType;
-use stas_common::kernel::FabricKernel;
-use stas_common::matching::{Interface, InterfaceTable};
+use stas_daemon::kernel::FabricKernel;
+use stas_tid::matching::{Interface, InterfaceTable};
 
 /// What the simulation saw.
 #[derive(Debug, Clone, Default)]
@@ -104,7 +104,7 @@ impl FabricKernel for SimKernel {
         s.full_scans += 1;
         Ok(s.controllers
             .iter()
-            .map(|(name, o)| stas_common::kernel::simulated_controller(name, o, CntrlType::Io))
+            .map(|(name, o)| stas_daemon::kernel::simulated_controller(name, o, CntrlType::Io))
             .collect())
     }
 
@@ -113,7 +113,7 @@ impl FabricKernel for SimKernel {
         s.reads += 1;
         Ok(s.controllers
             .get(name)
-            .map(|o| stas_common::kernel::simulated_controller(name, o, CntrlType::Io)))
+            .map(|o| stas_daemon::kernel::simulated_controller(name, o, CntrlType::Io)))
     }
 
     fn interfaces(&self) -> InterfaceTable {
@@ -175,19 +175,19 @@ impl FabricKernel for SimKernel {
 
 /// A simulation where every subsystem is reachable, with a configuration
 /// that names `n` of them (10.200.x.y).
-pub fn populated(n: usize) -> (Arc<SimKernel>, stas_common::config::StacdConfig) {
+pub fn populated(n: usize) -> (Arc<SimKernel>, stas_config::StacdConfig) {
     let sim = SimKernel::new();
     sim.state().accept_all = true;
     let mut text = String::from("[Controllers]\n");
     for i in 0..n {
-        let traddr = stas_common::daemon::sim_host_address(10, 200, i);
+        let traddr = stas_daemon::sim_host_address(10, 200, i);
         let nqn = format!("nqn.2024-01.io.sim:sub{i}");
         sim.add_subsystem(&traddr, &nqn);
         text.push_str(&format!(
             "controller = transport=tcp;traddr={traddr};nqn={nqn}\n"
         ));
     }
-    let cfg = stas_common::config::parse_stacd(&text, "--sim")
+    let cfg = stas_config::parse_stacd(&text, "--sim")
         .map(|(c, _)| c)
         .unwrap_or_default();
     (sim, cfg)

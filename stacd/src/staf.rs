@@ -73,7 +73,7 @@ pub fn parse_all_log_pages(json: &str) -> Result<Vec<DcLogPages>, String> {
                     .iter()
                     .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
                     .collect();
-                let e = stas_common::dlpe::from_dict(&dict);
+                let e = stas_daemon::dlpe::from_dict(&dict);
                 if e.is_none() {
                     log::debug!("stafd's log page entry {p} does not parse; ignored");
                 }

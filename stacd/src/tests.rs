@@ -11,14 +11,14 @@ use nvmf_kernel::uevent::{Uevent, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::{AdrFam, EFlags, SubType, TrType};
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
-use stas_common::config::{parse_stacd, StacdConfig};
-use stas_common::lkc::LkcFile;
+use stas_config::{parse_stacd, StacdConfig};
+use stas_daemon::lkc::LkcFile;
 
 use crate::ioc::{HostInfo, IocStatus, Source, Stage};
 use crate::service::{Input, Service, ServiceHandle, Stats, AUDIT_DELAY};
 use crate::sim::SimKernel;
 use crate::staf::{DcLogPages, StafView};
-use stas_common::daemon::task::DEFAULT_CONNECTS_IN_FLIGHT;
+use stas_daemon::task::DEFAULT_CONNECTS_IN_FLIGHT;
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 

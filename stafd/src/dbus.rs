@@ -21,9 +21,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use nvmf_kernel::sysfs::ControllerInfo;
-use stas_common::config::SysConf;
-pub use stas_common::dbus::*;
-use stas_common::tid::Tid;
+use stas_config::SysConf;
+pub use stas_daemon::dbus::*;
+use stas_tid::Tid;
 use tokio::sync::mpsc;
 use zbus::message::Header;
 use zbus::names::BusName;
@@ -100,7 +100,7 @@ fn has_secrets(s: &DcStatus) -> bool {
 
 /// The controller-id dict (§11.5.1) of a DC.
 pub fn controller_id_dict(s: &DcStatus, redact: bool) -> OrderedDict {
-    stas_common::dbus::controller_id_dict(&s.tid, s.device.as_deref(), redact)
+    stas_daemon::dbus::controller_id_dict(&s.tid, s.device.as_deref(), redact)
 }
 
 /// The retry-connect timer of a DC as upstream would show it: its interval
@@ -170,7 +170,7 @@ pub fn details_dict(s: &DcStatus, redact: bool, dev: Option<&ControllerInfo>) ->
 pub fn log_pages(s: &DcStatus) -> Vec<OrderedDict> {
     s.log_pages
         .iter()
-        .map(|e| OrderedDict(stas_common::dlpe::to_dict(e)))
+        .map(|e| OrderedDict(stas_daemon::dlpe::to_dict(e)))
         .collect()
 }
 
@@ -208,7 +208,7 @@ pub fn process_info_json(cfg: &DbusConfig, redact: bool) -> String {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    stas_common::dbus::process_info_json(
+    stas_daemon::dbus::process_info_json(
         &cfg.sys,
         cfg.lkc_path.as_deref(),
         cfg.kernel_tp8013,
@@ -369,19 +369,19 @@ impl StafDebug {
     /// Debug tracing (writes are limited to root by the bus policy).
     #[zbus(property(emits_changed_signal = "false"), name = "tron")]
     fn tron(&self) -> bool {
-        stas_common::logging::tron()
+        stas_daemon::logging::tron()
     }
 
     #[zbus(property, name = "tron")]
     fn set_tron(&mut self, on: bool) {
-        stas_common::logging::set_tron(on);
+        stas_daemon::logging::set_tron(on);
         log::info!("tron set to {} over D-Bus", py_bool(on));
     }
 
     /// `DEBUG` or `INFO`.
     #[zbus(property(emits_changed_signal = "false"), name = "log_level")]
     fn log_level(&self) -> String {
-        stas_common::logging::level_name().to_owned()
+        stas_daemon::logging::level_name().to_owned()
     }
 
     /// The daemon's state as JSON (§11.5.5).
@@ -560,14 +560,14 @@ mod tests {
     use nvmf_proto::dlp::{DiscoveryLogEntry, Tsas};
     use nvmf_proto::types::{AdrFam, CntrlType, DcType, SecType, SubType, TrType};
     use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
-    use stas_common::config::parse_stafd;
+    use stas_config::parse_stafd;
     use zbus::connection::Builder;
     use zbus::message::Type as MessageType;
     use zbus::zvariant::{OwnedValue, Value};
 
     use serde::Serialize;
-    use stas_common::tid::TidContext;
-    use stas_common::Cid;
+    use stas_config::Cid;
+    use stas_tid::TidContext;
     use zbus::zvariant::Type;
 
     use super::*;
@@ -1087,7 +1087,7 @@ mod tests {
             stage: Stage::Waiting,
             last_error: None,
             fetches: 0,
-            persistent: stas_common::config::Persistent::Force,
+            persistent: stas_config::Persistent::Force,
             referral_epcsd: None,
         }
     }

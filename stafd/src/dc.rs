@@ -18,17 +18,17 @@ use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, SupportedOptions};
 use nvmf_proto::dim::{DimData, Registration, Tas};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::{AdrFam, DcType, EFlags, SubType};
-use stas_common::config::{Persistent, StafdConfig};
-use stas_common::daemon::inventory::Role;
-use stas_common::daemon::task::{
+use stas_config::{Persistent, StafdConfig};
+use stas_daemon::inventory::Role;
+use stas_daemon::task::{
     self, adopt_or_connect, retry_delay, Devices, Fabric, Holder, Inbox, TaskCommand, TaskError,
 };
-use stas_common::tid::{is_unusable_dlpe_traddr, Tid};
+use stas_tid::{is_unusable_dlpe_traddr, Tid};
 use tokio::sync::{mpsc, watch};
 
 use crate::kernel::Kernel;
 
-pub use stas_common::daemon::task::{FAST_RETRY, SLOW_RETRY};
+pub use stas_daemon::task::{FAST_RETRY, SLOW_RETRY};
 /// Retry of a failed registration.
 pub const REGISTER_RETRY: Duration = Duration::from_secs(5);
 /// Retry of a failed log page read.
@@ -225,10 +225,10 @@ impl std::fmt::Debug for DcContext {
 }
 
 /// A running DC task.
-pub type DcHandle = stas_common::daemon::TaskHandle<DcStatus, Command>;
+pub type DcHandle = stas_daemon::TaskHandle<DcStatus, Command>;
 
 /// A way to send commands to a DC task from elsewhere.
-pub type DcCommander = stas_common::daemon::Commander<Command>;
+pub type DcCommander = stas_daemon::Commander<Command>;
 
 /// Starts a DC task, optionally with a log page restored from the
 /// last-known configuration (served at once, before it connects).
@@ -262,7 +262,7 @@ pub fn spawn(
         referral_epcsd: None,
     }));
     let (tx, rx) = mpsc::unbounded_channel();
-    let me = stas_common::daemon::Commander::new(tx.clone());
+    let me = stas_daemon::Commander::new(tx.clone());
     let dc = Dc {
         ctx,
         id,
@@ -279,12 +279,12 @@ pub fn spawn(
         parked: false,
     };
     let task = tokio::spawn(dc.run());
-    stas_common::daemon::TaskHandle::new(id, status, tx, task)
+    stas_daemon::TaskHandle::new(id, status, tx, task)
 }
 
-pub use stas_common::daemon::lock;
+pub use stas_daemon::lock;
 
-impl stas_common::daemon::ControllerStatus for DcStatus {
+impl stas_daemon::ControllerStatus for DcStatus {
     fn tid(&self) -> &Tid {
         &self.tid
     }
@@ -297,7 +297,7 @@ struct Dc {
     status: Arc<Mutex<DcStatus>>,
     inbox: Inbox<Command>,
     /// Our own command queue, for whoever routes our device's events.
-    me: stas_common::daemon::Commander<Command>,
+    me: stas_daemon::Commander<Command>,
     removed: bool,
     resync: bool,
     reload: bool,

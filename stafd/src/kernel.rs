@@ -13,9 +13,9 @@ use nvmf_proto::dim::{DimData, Tas};
 use nvmf_proto::dlp::DiscoveryLogPage;
 use nvmf_proto::logpages::SupportedLogPages;
 use nvmf_proto::types::DcType;
-pub use stas_common::kernel::FabricKernel;
-use stas_common::kernel::SystemFabric;
-use stas_common::matching::InterfaceTable;
+pub use stas_daemon::kernel::FabricKernel;
+use stas_daemon::kernel::SystemFabric;
+use stas_tid::matching::InterfaceTable;
 
 /// Every kernel operation stafd makes: the shared ones and the discovery
 /// controller's admin commands. All calls may block.

@@ -28,10 +28,10 @@ use clap::Parser;
 use nvmf_kernel::uevent::UeventStream;
 use nvmf_kernel::KernelPaths;
 use stafd::cli::Args;
-use stas_common::config::{self, StafdConfig, SysConf};
-use stas_common::lkc::LkcFile;
-use stas_common::tid::TidContext;
-use stas_common::{daemon, logging, notify};
+use stas_config::{self as config, StafdConfig, SysConf};
+use stas_daemon::lkc::LkcFile;
+use stas_daemon::{self as daemon, logging, notify};
+use stas_tid::TidContext;
 
 use crate::dc::HostInfo;
 use crate::kernel::{FabricKernel, SystemKernel};
@@ -144,12 +144,12 @@ impl ZeroconfTask {
         let view = setup.view.clone();
         let bus = setup.bus.clone();
         let task = tokio::spawn(async move {
-            let source = match backend
-                .start(
-                    stas_common::mdns::driver::DriverConfig::default(),
-                    bus.as_ref(),
-                )
-                .await
+            let source = match stas_mdns::backend::start(
+                backend,
+                stas_mdns::driver::DriverConfig::default(),
+                bus.as_ref(),
+            )
+            .await
             {
                 Ok(s) => s,
                 Err(e) => {

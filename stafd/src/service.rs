@@ -18,13 +18,13 @@ use nvmf_kernel::uevent::{Uevent, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::EFlags;
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
-use stas_common::config::{Persistent, StafdConfig};
-use stas_common::daemon::inventory::Inventory;
-use stas_common::daemon::task::{ConnectGate, Devices, Draining, Fabric};
-use stas_common::kernel::{resolve_configured, FabricKernel};
-use stas_common::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
-use stas_common::tid::{filter_addresses, remove_excluded, Tid, TidContext};
-use stas_common::Cid;
+use stas_config::Cid;
+use stas_config::{Persistent, StafdConfig};
+use stas_daemon::inventory::Inventory;
+use stas_daemon::kernel::{resolve_configured, FabricKernel};
+use stas_daemon::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
+use stas_daemon::task::{ConnectGate, Devices, Draining, Fabric};
+use stas_tid::{filter_addresses, remove_excluded, Tid, TidContext};
 use tokio::sync::{mpsc, watch};
 
 use crate::dc::{
@@ -128,7 +128,7 @@ pub struct Stats {
 }
 
 /// The shared, read-only view the D-Bus layer uses.
-pub type View = stas_common::daemon::StatusBoard<DcStatus>;
+pub type View = stas_daemon::StatusBoard<DcStatus>;
 
 /// The stafd service.
 pub struct Service {
@@ -198,7 +198,7 @@ impl Service {
         signals: Arc<dyn Signals>,
         lkc: Option<LkcFile>,
     ) -> (Self, ServiceHandle) {
-        let supported = stas_common::kernel::probe_options(&*kernel, &["host_iface", "discovery"]);
+        let supported = stas_daemon::kernel::probe_options(&*kernel, &["host_iface", "discovery"]);
         let (config_tx, config_rx) = watch::channel(config);
         let (host_tx, host_rx) = watch::channel(Arc::new(host));
         let (ntx, notices) = mpsc::unbounded_channel();
@@ -288,7 +288,7 @@ impl Service {
             let pages = rec
                 .log_pages
                 .iter()
-                .filter_map(|d| stas_common::dlpe::from_dict(d))
+                .filter_map(|d| stas_daemon::dlpe::from_dict(d))
                 .collect();
             let origin = rec.origin.as_deref().and_then(Origin::parse);
             self.spawn(tid, origin, Some(pages));
@@ -310,7 +310,7 @@ impl Service {
                 ControllerRecord {
                     tid: s.tid.as_dict().into_iter().collect(),
                     origin: s.origin.map(|o| o.as_str().to_owned()),
-                    log_pages: s.log_pages.iter().map(stas_common::dlpe::to_dict).collect(),
+                    log_pages: s.log_pages.iter().map(stas_daemon::dlpe::to_dict).collect(),
                     device: s.device.clone(),
                 }
             })
@@ -383,7 +383,7 @@ impl Service {
             })
             .collect();
         let kernel = self.ctx.fabric.kernel.clone();
-        let cids = stas_common::nbft::discovery_cids(&parsed, |mac| kernel.interface_with_mac(mac));
+        let cids = stas_tid::nbft::discovery_cids(&parsed, |mac| kernel.interface_with_mac(mac));
         self.nbft = Some(cids.clone());
         cids
     }

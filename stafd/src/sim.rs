@@ -15,7 +15,7 @@ use nvmf_proto::dim::{DimData, Tas};
 use nvmf_proto::dlp::{emit_log_page, DiscoveryLogEntry, DiscoveryLogPage, ENTRY_LEN, HEADER_LEN};
 use nvmf_proto::logpages::{LidSupport, SupportedLogPages, LID_DISCOVERY};
 use nvmf_proto::types::{CntrlType, DcType};
-use stas_common::matching::{Interface, InterfaceTable};
+use stas_tid::matching::{Interface, InterfaceTable};
 
 use crate::kernel::{FabricKernel, Kernel};
 
@@ -213,7 +213,7 @@ fn simulated_dc(s: &SimState, name: &str) -> Option<ControllerInfo> {
     let (o, key) = s.controllers.get(name)?;
     Some(ControllerInfo {
         dctype: s.dcs.get(key).and_then(|d| d.dctype),
-        ..stas_common::kernel::simulated_controller(name, o, CntrlType::Discovery)
+        ..stas_daemon::kernel::simulated_controller(name, o, CntrlType::Discovery)
     })
 }
 
@@ -404,11 +404,11 @@ impl Kernel for SimKernel {
 
 /// A simulation with `n` reachable DCs (10.0.x.y), each listing 8 NVM
 /// subsystems, and the configuration that names them all.
-pub fn populated(n: usize) -> (Arc<SimKernel>, stas_common::config::StafdConfig) {
+pub fn populated(n: usize) -> (Arc<SimKernel>, stas_config::StafdConfig) {
     let sim = SimKernel::new();
     let mut text = String::from("[Controllers]\n");
     for i in 0..n {
-        let traddr = stas_common::daemon::sim_host_address(10, 0, i);
+        let traddr = stas_daemon::sim_host_address(10, 0, i);
         let entries = (0..8)
             .map(|k| DiscoveryLogEntry {
                 traddr: format!("10.200.{}.{k}", i % 256),
@@ -420,7 +420,7 @@ pub fn populated(n: usize) -> (Arc<SimKernel>, stas_common::config::StafdConfig)
         sim.add_dc(&traddr, "8009", DcType::None, entries);
         text.push_str(&format!("controller = transport=tcp;traddr={traddr}\n"));
     }
-    let cfg = stas_common::config::parse_stafd(&text, "--sim")
+    let cfg = stas_config::parse_stafd(&text, "--sim")
         .map(|(c, _)| c)
         .unwrap_or_default();
     (sim, cfg)

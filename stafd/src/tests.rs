@@ -12,9 +12,9 @@ use nvmf_kernel::uevent::{Uevent, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::{AdrFam, DcType, SubType, TrType};
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
-use stas_common::config::{parse_stafd, StafdConfig};
-use stas_common::lkc::LkcFile;
-use stas_common::tid::Tid;
+use stas_config::{parse_stafd, StafdConfig};
+use stas_daemon::lkc::LkcFile;
+use stas_tid::Tid;
 
 use crate::dc::{DcStatus, HostInfo, Origin, Stage};
 use crate::service::{Input, Service, ServiceHandle, Signals, Stats};
@@ -944,7 +944,7 @@ pub(crate) fn discovered(traddr: &str, iface: &str) -> Tid {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect(),
-        &stas_common::tid::TidContext {
+        &stas_tid::TidContext {
             host_nqn: HOSTNQN.into(),
             ignore_iface: false,
         },

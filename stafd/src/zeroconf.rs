@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
-use stas_common::dbus::{py_bool, Json};
-use stas_common::mdns::{MdnsEvent, ServiceKey};
-use stas_common::tid::{Tid, TidContext};
+use stas_daemon::dbus::{py_bool, Json};
+use stas_mdns::{MdnsEvent, ServiceKey};
+use stas_tid::{Tid, TidContext};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -351,9 +351,9 @@ pub trait Browser: Send + 'static {
     fn events(&mut self) -> &mut mpsc::Receiver<MdnsEvent>;
 }
 
-impl Browser for stas_common::mdns::backend::MdnsSource {
+impl Browser for stas_mdns::backend::MdnsSource {
     fn events(&mut self) -> &mut mpsc::Receiver<MdnsEvent> {
-        stas_common::mdns::backend::MdnsSource::events(self)
+        stas_mdns::backend::MdnsSource::events(self)
     }
 }
 
@@ -415,7 +415,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use nvmf_proto::mdns::Transport;
-    use stas_common::mdns::{DiscoveredService, ServiceAddress};
+    use stas_mdns::{DiscoveredService, ServiceAddress};
 
     use super::*;
 

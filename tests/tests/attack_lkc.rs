@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stas_common::lkc::LkcFile;
+use stas_daemon::lkc::LkcFile;
 
 const ROUNDS: usize = 200;
 

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use fixtures::mdns_responder::{Command as ResponderCommand, ResponderConfig, ResponderThread};
 use fixtures::netns::{veth, NetNs, VethEnd};
-use stas_common::mdns::avahi::avahi_present;
-use stas_common::mdns::backend::MdnsBackend;
-use stas_common::mdns::driver::DriverConfig;
-use stas_common::mdns::{DiscoveredService, MdnsEvent, ServiceKey};
+use stas_mdns::avahi::avahi_present;
+use stas_mdns::backend::MdnsBackend;
+use stas_mdns::driver::DriverConfig;
+use stas_mdns::{DiscoveredService, MdnsEvent, ServiceKey};
 use stas_tests::bus::{Bus, Running};
 
 /// True when the test should run; false (after saying so) when something
@@ -196,7 +196,9 @@ impl SourceThread {
                     rescan_interval: Duration::from_secs(1),
                     ..DriverConfig::default()
                 };
-                let mut source = backend.start(config, bus.as_ref()).await.unwrap();
+                let mut source = stas_mdns::backend::start(backend, config, bus.as_ref())
+                    .await
+                    .unwrap();
                 ready_tx.send(source.backend()).unwrap();
                 tokio::pin!(stop_rx);
                 loop {

@@ -1,4 +1,4 @@
-//! The built-in mDNS querier (stas-common's driver on nvmf-kernel's
+//! The built-in mDNS querier (stas-mdns's driver on nvmf-kernel's
 //! sockets) against the fixtures responder, each in its own network
 //! namespace, joined by veth pairs. Needs root and iproute2; fails when
 //! namespaces cannot be made unless STAS_SKIP_LAB=1.
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use fixtures::mdns_responder::{Command, ResponderConfig, ResponderThread};
 use fixtures::netns::{veth, NetNs, VethEnd};
-use stas_common::mdns::driver::{DriverConfig, MdnsBrowser};
-use stas_common::mdns::{AddressFamily, DiscoveredService, InterfaceStats, MdnsEvent};
+use stas_mdns::driver::{DriverConfig, MdnsBrowser};
+use stas_mdns::{AddressFamily, DiscoveredService, InterfaceStats, MdnsEvent};
 
 /// True when the test should run; false (after saying so) when namespaces
 /// are unavailable and STAS_SKIP_LAB=1; panics otherwise.
@@ -208,7 +208,7 @@ fn a_dc_announced_is_found_with_the_interface_it_was_heard_on() {
     assert_eq!(s.ttl, 4500);
 
     // What the querier sends once it knows the service (the start of the
-    // back-off; the steady state, an hour on, is in stas-common's
+    // back-off; the steady state, an hour on, is in stas-mdns's
     // fake-clock test).
     let window = Duration::from_secs(4);
     std::thread::sleep(window);

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use stas_common::mdns::avahi::avahi_present;
-use stas_common::mdns::backend::MdnsBackend;
-use stas_common::mdns::driver::DriverConfig;
-use stas_common::mdns::{DcRecord, InterfaceStats, MdnsError};
+use stas_mdns::avahi::avahi_present;
+use stas_mdns::backend::MdnsBackend;
+use stas_mdns::driver::DriverConfig;
+use stas_mdns::{DcRecord, InterfaceStats, MdnsError};
 
 use crate::output::{table, OrderedObject};
 
@@ -79,7 +79,7 @@ pub fn browse(
                 }
             }
         }
-        let mut browser = backend.start(DriverConfig::default(), bus.as_ref()).await?;
+        let mut browser = stas_mdns::backend::start(backend, DriverConfig::default(), bus.as_ref()).await?;
         let end = tokio::time::sleep(timeout);
         tokio::pin!(end);
         loop {
@@ -166,7 +166,7 @@ pub fn browse_json(records: &[DcRecord]) -> Result<String, serde_json::Error> {
 mod tests {
     use super::*;
     use nvmf_proto::mdns::Transport;
-    use stas_common::mdns::AddressFamily;
+    use stas_mdns::AddressFamily;
 
     fn rec(address: &str, scope: Option<&str>, transport: Option<Transport>) -> DcRecord {
         let address: std::net::IpAddr = address.parse().unwrap();

@@ -402,7 +402,7 @@ where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = Result<String, Failure>>,
 {
-    let address = bus_address.or_else(|| std::env::var(stas_common::dbus::ADDRESS_ENV).ok());
+    let address = bus_address.or_else(|| std::env::var(stas_daemon::dbus::ADDRESS_ENV).ok());
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

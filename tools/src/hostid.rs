@@ -136,7 +136,7 @@ pub fn update_conf(conf: &Path, key: &str, value: Option<&str>) -> Result<(), St
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("cannot read {}: {e}", conf.display())),
     };
-    let ini = stas_common::ini::Ini::parse(&text, &conf.display().to_string())
+    let ini = stas_config::ini::Ini::parse(&text, &conf.display().to_string())
         .map_err(|e| e.to_string())?;
     let mut sections: Vec<(String, Options)> = ini
         .sections()

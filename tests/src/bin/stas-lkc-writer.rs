@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 
-use stas_common::lkc::LkcFile;
+use stas_daemon::lkc::LkcFile;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();

@@ -20,7 +20,7 @@ async fn dlp(c: &Client, a: DlpArgs, format: Format) -> Result<String, Failure> 
     let host_nqn = match a.host_nqn {
         Some(q) => q,
         None => {
-            let (sys, _) = stas_common::config::load_sysconf(
+            let (sys, _) = stas_config::load_sysconf(
                 std::path::Path::new("/etc/stas/sys.conf"),
                 std::path::Path::new("/etc/nvme"),
             )

@@ -23,7 +23,7 @@ fn browse(a: &BrowseArgs) -> ExitCode {
     let bus_address = a
         .bus_address
         .clone()
-        .or_else(|| std::env::var(stas_common::dbus::ADDRESS_ENV).ok());
+        .or_else(|| std::env::var(stas_daemon::dbus::ADDRESS_ENV).ok());
     let heard = match tools::browse::browse(timeout, a.backend.into(), bus_address.as_deref()) {
         Ok(h) => h,
         Err(e) => {
@@ -44,7 +44,7 @@ fn browse(a: &BrowseArgs) -> ExitCode {
         print!("{}", tools::browse::browse_table(&heard.records));
     }
     if heard.records.is_empty() {
-        let on = if heard.backend == stas_common::mdns::backend::MdnsBackend::Avahi {
+        let on = if heard.backend == stas_mdns::backend::MdnsBackend::Avahi {
             "any interface avahi-daemon uses".to_owned()
         } else if interfaces.is_empty() {
             "no usable interface (none is up with multicast and an address)".to_owned()

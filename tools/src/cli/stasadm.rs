@@ -129,7 +129,7 @@ pub enum BrowseBackend {
     Avahi,
 }
 
-impl From<BrowseBackend> for stas_common::mdns::backend::MdnsBackend {
+impl From<BrowseBackend> for stas_mdns::backend::MdnsBackend {
     fn from(b: BrowseBackend) -> Self {
         match b {
             BrowseBackend::Auto => Self::Auto,

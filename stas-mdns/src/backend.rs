@@ -4,8 +4,6 @@
 //! bus name has an owner on the system bus, else built-in). Both yield the
 //! same [`MdnsEvent`]s, so the caller does not care which runs.
 
-use std::str::FromStr;
-
 use tokio::sync::mpsc;
 
 use super::avahi::{avahi_present, AvahiBrowser};
@@ -13,55 +11,35 @@ use super::driver::{DriverConfig, MdnsBrowser};
 use super::{DiscoveredService, InterfaceStats, MdnsError, MdnsEvent};
 
 /// The backend choice, as configured (`[Service Discovery] mdns-backend`).
-pub use crate::config::MdnsBackend;
+pub use stas_config::{MdnsBackend, UnknownMdnsBackend};
 
-impl MdnsBackend {
-    /// The backend that `self` means here and now: `Auto` becomes `Avahi`
-    /// when `system_bus` is given and avahi-daemon owns its name on it,
-    /// else `Builtin`; the others stay.
-    pub async fn resolve(self, system_bus: Option<&zbus::Connection>) -> Self {
-        match (self, system_bus) {
-            (Self::Auto, Some(bus)) if avahi_present(bus).await => Self::Avahi,
-            (Self::Auto, _) => Self::Builtin,
-            (other, _) => other,
-        }
-    }
-
-    /// Starts the backend [`resolve`](Self::resolve) picks, on the current
-    /// tokio runtime. `driver` configures the built-in querier;
-    /// `system_bus` is where avahi-daemon is looked for (`None`: no bus, so
-    /// `Auto` means built-in and `Avahi` fails with [`MdnsError::NoBus`]).
-    pub async fn start(
-        self,
-        driver: DriverConfig,
-        system_bus: Option<&zbus::Connection>,
-    ) -> Result<MdnsSource, MdnsError> {
-        match self.resolve(system_bus).await {
-            Self::Avahi => {
-                let bus = system_bus.ok_or(MdnsError::NoBus)?;
-                Ok(MdnsSource::Avahi(AvahiBrowser::start(bus.clone()).await?))
-            }
-            Self::Auto | Self::Builtin => Ok(MdnsSource::Builtin(MdnsBrowser::start(driver)?)),
-        }
+/// The backend that `backend` means here and now: `Auto` becomes `Avahi`
+/// when `system_bus` is given and avahi-daemon owns its name on it, else
+/// `Builtin`; the others stay.
+pub async fn resolve(backend: MdnsBackend, system_bus: Option<&zbus::Connection>) -> MdnsBackend {
+    match (backend, system_bus) {
+        (MdnsBackend::Auto, Some(bus)) if avahi_present(bus).await => MdnsBackend::Avahi,
+        (MdnsBackend::Auto, _) => MdnsBackend::Builtin,
+        (other, _) => other,
     }
 }
 
-/// A backend name that is none of `auto`, `builtin`, `avahi`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown mDNS backend {0:?}: expected auto, builtin or avahi")]
-pub struct UnknownMdnsBackend(pub String);
-
-impl FromStr for MdnsBackend {
-    type Err = UnknownMdnsBackend;
-
-    /// `auto`, `builtin` (also `built-in`) or `avahi`, in any case, blanks
-    /// around ignored.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "builtin" | "built-in" => Ok(Self::Builtin),
-            "avahi" => Ok(Self::Avahi),
-            _ => Err(UnknownMdnsBackend(s.to_owned())),
+/// Starts the backend [`resolve`] picks, on the current tokio runtime.
+/// `driver` configures the built-in querier; `system_bus` is where
+/// avahi-daemon is looked for (`None`: no bus, so `Auto` means built-in and
+/// `Avahi` fails with [`MdnsError::NoBus`]).
+pub async fn start(
+    backend: MdnsBackend,
+    driver: DriverConfig,
+    system_bus: Option<&zbus::Connection>,
+) -> Result<MdnsSource, MdnsError> {
+    match resolve(backend, system_bus).await {
+        MdnsBackend::Avahi => {
+            let bus = system_bus.ok_or(MdnsError::NoBus)?;
+            Ok(MdnsSource::Avahi(AvahiBrowser::start(bus.clone()).await?))
+        }
+        MdnsBackend::Auto | MdnsBackend::Builtin => {
+            Ok(MdnsSource::Builtin(MdnsBrowser::start(driver)?))
         }
     }
 }
@@ -148,10 +126,9 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            assert_eq!(MdnsBackend::Auto.resolve(None).await, MdnsBackend::Builtin);
-            assert_eq!(MdnsBackend::Avahi.resolve(None).await, MdnsBackend::Avahi);
-            let err = MdnsBackend::Avahi
-                .start(DriverConfig::default(), None)
+            assert_eq!(resolve(MdnsBackend::Auto, None).await, MdnsBackend::Builtin);
+            assert_eq!(resolve(MdnsBackend::Avahi, None).await, MdnsBackend::Avahi);
+            let err = start(MdnsBackend::Avahi, DriverConfig::default(), None)
                 .await
                 .unwrap_err();
             assert_eq!(err, MdnsError::NoBus);

@@ -621,7 +621,7 @@ fn services_give_controller_ids_as_nvme_stas_does() {
     let s = &q.services()[0];
     let cids = s.cids(true);
     assert_eq!(cids.len(), 2);
-    let get = |c: &crate::Cid, k: &str| c.get(k).cloned().unwrap_or_default();
+    let get = |c: &stas_config::Cid, k: &str| c.get(k).cloned().unwrap_or_default();
     assert_eq!(get(&cids[0], "transport"), "tcp");
     assert_eq!(get(&cids[0], "traddr"), "192.168.7.10");
     assert_eq!(get(&cids[1], "traddr"), "fe80::7");

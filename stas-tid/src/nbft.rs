@@ -5,7 +5,7 @@
 
 use nvmf_proto::nbft::Nbft;
 
-use crate::Cid;
+use stas_config::Cid;
 
 /// Default discovery port when an NBFT URI has none (upstream writes the
 /// literal text `None` there, a defect: §13.4 [BUG]).

@@ -6,6 +6,9 @@
 //! sysfs matching (IPv6 canonical form, IPv4-mapped folding, the well-known
 //! NQN wildcard) live in [`crate::matching`], not here.
 
+pub mod matching;
+pub mod nbft;
+
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -13,7 +16,7 @@ use std::net::IpAddr;
 
 use nvmf_proto::dlp::DiscoveryLogEntry;
 
-use crate::{Cid, IpFamily};
+use stas_config::{Cid, IpFamily};
 
 /// Default trsvcid for tcp, discovery and I/O controllers alike (§4.2;
 /// upstream applies the discovery port to IOCs too, and so do we so that
@@ -217,7 +220,7 @@ impl fmt::Display for Tid {
 /// in the candidate dict, so a string from an `exclude=` entry never
 /// equals them (§3.9: `exclude=kato=30` never matches). Reproduced so that
 /// an existing configuration excludes exactly what it did before.
-use crate::config::OVERRIDE_KEYS as TYPED_OVERRIDE_KEYS;
+use stas_config::OVERRIDE_KEYS as TYPED_OVERRIDE_KEYS;
 
 /// Whether `candidate` (a TID's dict form) is excluded by any entry of
 /// `excludes` (§3.9): every key of the entry must be present in the

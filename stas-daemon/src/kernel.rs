@@ -9,7 +9,7 @@ use nvmf_kernel::fabrics::{ConnectOptions, Connected, Fabrics, SupportedOptions}
 use nvmf_kernel::sysfs::{ControllerInfo, Sysfs};
 use nvmf_kernel::{KernelError, KernelPaths};
 
-use crate::matching::{Interface, InterfaceTable};
+use stas_tid::matching::{Interface, InterfaceTable};
 
 /// What both stafd and stacd ask of the kernel. All calls may block.
 pub trait FabricKernel: Send + Sync + 'static {
@@ -17,7 +17,7 @@ pub trait FabricKernel: Send + Sync + 'static {
     fn supported_options(&self) -> Result<SupportedOptions, KernelError>;
     /// The controllers that exist, every attribute (a full sysfs scan: the
     /// daemons make one at start and one after lost events, see
-    /// [`crate::daemon::inventory`]).
+    /// [`crate::inventory`]).
     fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError>;
     /// What identifies one controller (transport, address, NQNs, state,
     /// type), read from its own sysfs directory; None if it is gone.
@@ -103,9 +103,9 @@ impl FabricKernel for SystemFabric {
 /// enabled families; drops (and logs) what cannot be used.
 pub async fn resolve_configured(
     kernel: std::sync::Arc<dyn FabricKernel>,
-    family: crate::IpFamily,
-    tids: Vec<crate::tid::Tid>,
-) -> Vec<crate::tid::Tid> {
+    family: stas_config::IpFamily,
+    tids: Vec<stas_tid::Tid>,
+) -> Vec<stas_tid::Tid> {
     let mut out = Vec::with_capacity(tids.len());
     for mut tid in tids {
         if !matches!(tid.transport.as_str(), "tcp" | "rdma") {
@@ -116,8 +116,8 @@ pub async fn resolve_configured(
             log::error!("Invalid traddr: {tid}");
             continue;
         }
-        let literal = crate::tid::parse_ip(&tid.traddr, false)
-            .or_else(|| crate::tid::parse_scoped_ip(&tid.traddr, false).map(|(ip, _)| ip));
+        let literal = stas_tid::parse_ip(&tid.traddr, false)
+            .or_else(|| stas_tid::parse_scoped_ip(&tid.traddr, false).map(|(ip, _)| ip));
         if let Some(ip) = literal {
             if family.allows(&ip) {
                 out.push(tid);

@@ -14,9 +14,9 @@ use nvmf_kernel::KernelError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::inventory::{Inventory, Role};
-use crate::config::GlobalOptions;
 use crate::kernel::FabricKernel;
-use crate::tid::Tid;
+use stas_config::GlobalOptions;
+use stas_tid::Tid;
 
 /// Retry after the first failed connect, and after the device went away.
 pub const FAST_RETRY: Duration = Duration::from_secs(3);

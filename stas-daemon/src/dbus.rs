@@ -16,8 +16,8 @@ use zbus::names::BusName;
 use zbus::zvariant::{Signature, Type};
 use zbus::{fdo, Connection};
 
-use crate::config::SysConf;
-use crate::tid::{Tid, TidContext};
+use stas_config::SysConf;
+use stas_tid::{Tid, TidContext};
 
 /// The environment variable that overrides the system bus address (tests).
 pub const ADDRESS_ENV: &str = "STAS_BUS_ADDRESS";
@@ -422,7 +422,7 @@ pub fn tid_from_fields(fields: [&str; 7], ctx: &TidContext) -> Tid {
         "host-iface",
         "host-nqn",
     ];
-    let cid: crate::Cid = keys
+    let cid: stas_config::Cid = keys
         .iter()
         .zip(fields)
         .map(|(k, v)| ((*k).to_owned(), v.to_owned()))

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 
-use crate::tid::{fold, ip_equal, parse_scoped_ip, Tid, TidContext};
-use crate::Cid;
+use crate::{fold, ip_equal, parse_scoped_ip, Tid, TidContext};
+use stas_config::Cid;
 
 /// One network interface and its addresses, in kernel order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

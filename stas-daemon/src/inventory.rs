@@ -27,8 +27,8 @@ use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 
 use super::lock;
 use crate::kernel::FabricKernel;
-use crate::matching::{self, existing, ExistingController, InterfaceTable};
-use crate::tid::{parse_scoped_ip, Tid};
+use stas_tid::matching::{self, existing, ExistingController, InterfaceTable};
+use stas_tid::{parse_scoped_ip, Tid};
 
 /// Which kind of controller a lookup adopts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub enum Role {
 
 /// Transport, service id and address as matching compares them: IP
 /// addresses folded and without scope (all unparsable ones compare equal,
-/// as [`crate::tid::ip_equal`] has it), other addresses case-folded.
+/// as [`stas_tid::ip_equal`] has it), other addresses case-folded.
 type AddressKey = (String, String, String);
 
 fn address_key(transport: &str, trsvcid: &str, traddr: &str) -> AddressKey {

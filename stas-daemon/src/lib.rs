@@ -1,8 +1,27 @@
-//! Process plumbing stafd and stacd share: the runtime, the start-up checks
-//! with upstream's messages, `--version`, `--check-config`, and the signals
-//! a daemon reacts to; the controller inventory ([`inventory`]).
+//! The daemon framework stafd and stacd run on, one implementation each:
+//!
+//! | module | what |
+//! |---|---|
+//! | this page | process plumbing: the runtime, the start-up checks with upstream's messages, `--version`, `--check-config`, the signals a daemon reacts to |
+//! | [`task`] | the controller-task base: commands, blocking kernel calls off the loop, the connect gate, stop after the call in flight |
+//! | [`inventory`] | the controller inventory: one sysfs scan, then kept current by uevents and the daemon's own connects |
+//! | [`kernel`] | the kernel operations both daemons make (connect, list, delete), as a trait with a fake-able seam |
+//! | [`lkc`] | the last-known-configuration file that survives daemon restarts |
+//! | [`logging`] | stderr logging with syslog priorities for journald, `tron` at run time |
+//! | [`notify`] | `sd_notify` without libsystemd |
+//! | [`dbus`] | the shapes both D-Bus APIs share: ordered dicts, Python's text forms, secrets |
+//! | [`dlpe`] | discovery log entries in nvme-stas's DLPE dict form and back |
+//!
+//! Nothing here makes syscalls of its own: the kernel and the network are
+//! reached through nvmf-kernel (the kernel behind [`kernel::FabricKernel`]).
 
+pub mod dbus;
+pub mod dlpe;
 pub mod inventory;
+pub mod kernel;
+pub mod lkc;
+pub mod logging;
+pub mod notify;
 pub mod task;
 
 use std::fmt::Display;
@@ -12,7 +31,7 @@ use std::process::ExitCode;
 use nvmf_kernel::KernelPaths;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::config::{self, ConfigError, Diagnostic, SysConf};
+use stas_config::{self as config, ConfigError, Diagnostic, SysConf};
 
 /// One thread for the logic, a bounded pool for blocking kernel calls.
 pub fn runtime() -> Option<tokio::runtime::Runtime> {
@@ -287,7 +306,7 @@ pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A status that belongs to one controller.
 pub trait ControllerStatus: Clone {
     /// The controller's transport ID.
-    fn tid(&self) -> &crate::tid::Tid;
+    fn tid(&self) -> &stas_tid::Tid;
 }
 
 /// The statuses of a daemon's controller tasks, each published by its task,

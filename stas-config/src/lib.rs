@@ -28,13 +28,15 @@
 //!   inline `#` text is still part of the value, fields that do not split
 //!   into exactly `key=value` are still dropped.
 
-use std::collections::BTreeSet;
+pub mod ini;
+pub mod timespan;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::ini::{Ini, Value};
-use crate::{timespan, Cid, IpFamily};
 
 /// Why a configuration could not be loaded at all.
 #[derive(Debug, thiserror::Error)]
@@ -257,6 +259,26 @@ impl MdnsBackend {
 impl fmt::Display for MdnsBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A backend name that is none of `auto`, `builtin`, `avahi`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown mDNS backend {0:?}: expected auto, builtin or avahi")]
+pub struct UnknownMdnsBackend(pub String);
+
+impl std::str::FromStr for MdnsBackend {
+    type Err = UnknownMdnsBackend;
+
+    /// `auto`, `builtin` (also `built-in`) or `avahi`, in any case, blanks
+    /// around ignored.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "builtin" | "built-in" => Ok(Self::Builtin),
+            "avahi" => Ok(Self::Avahi),
+            _ => Err(UnknownMdnsBackend(s.to_owned())),
+        }
     }
 }
 
@@ -850,7 +872,7 @@ const ADDRESS_KEYS: [&str; 9] = [
 const SECRET_KEYS: [&str; 2] = ["dhchap-secret", "dhchap-ctrl-secret"];
 
 /// Per-controller overrides of `[Global]` options (§3.8).
-pub(crate) const OVERRIDE_KEYS: [&str; 10] = [
+pub const OVERRIDE_KEYS: [&str; 10] = [
     "hdr-digest",
     "data-digest",
     "nr-io-queues",
@@ -1944,6 +1966,48 @@ pub fn load_sysconf(
 ) -> Result<(SysConf, Vec<Diagnostic>), ConfigError> {
     let text = read_optional(path)?.unwrap_or_default();
     parse_sysconf(&text, &path.display().to_string(), etc_nvme)
+}
+
+/// A controller described loosely, key → value, as in `controller=` lines,
+/// sysfs and D-Bus dicts (`transport`, `traddr`, `trsvcid`, `subsysnqn`,
+/// `host-traddr`, `host-iface`, `host-nqn`, plus per-controller options).
+pub type Cid = BTreeMap<String, String>;
+
+/// Which IP families a daemon uses (`ip-family`): `ipv4`, `ipv6`,
+/// `ipv4+ipv6` / `ipv6+ipv4`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpFamily {
+    /// IPv4 enabled.
+    pub v4: bool,
+    /// IPv6 enabled.
+    pub v6: bool,
+}
+
+impl Default for IpFamily {
+    fn default() -> Self {
+        Self { v4: true, v6: true }
+    }
+}
+
+impl IpFamily {
+    /// Whether `addr`'s family is enabled.
+    pub fn allows(&self, addr: &std::net::IpAddr) -> bool {
+        match addr {
+            std::net::IpAddr::V4(_) => self.v4,
+            std::net::IpAddr::V6(_) => self.v6,
+        }
+    }
+}
+
+impl std::fmt::Display for IpFamily {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match (self.v4, self.v6) {
+            (true, true) => "ipv4+ipv6",
+            (true, false) => "ipv4",
+            (false, true) => "ipv6",
+            (false, false) => "none",
+        })
+    }
 }
 
 #[cfg(test)]

@@ -15,9 +15,9 @@ use nvmf_proto::types::CntrlType;
 
 use super::{Inventory, InventoryStats, Role};
 use crate::kernel::FabricKernel;
-use crate::matching::InterfaceTable;
-use crate::tid::{Tid, TidContext};
-use crate::Cid;
+use stas_config::Cid;
+use stas_tid::matching::InterfaceTable;
+use stas_tid::{Tid, TidContext};
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:inventory";
 

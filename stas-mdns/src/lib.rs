@@ -254,7 +254,7 @@ impl DiscoveredService {
     /// empty for RDMA) and `subsysnqn` (the TXT `nqn` only when the kernel
     /// accepts the `discovery` connect option, TP8013; else the well-known
     /// discovery NQN). Empty when the transport is invalid.
-    pub fn cids(&self, kernel_supports_discovery: bool) -> Vec<crate::Cid> {
+    pub fn cids(&self, kernel_supports_discovery: bool) -> Vec<stas_config::Cid> {
         let Some(transport) = self.transport else {
             return Vec::new();
         };
@@ -911,13 +911,13 @@ fn refresh_at(e: &CacheEntry) -> Option<Instant> {
     Some(e.received + Duration::from_millis(ttl_ms.saturating_mul(*percent) / 100) + e.jitter)
 }
 
-#[cfg(feature = "mdns-driver")]
+#[cfg(feature = "driver")]
 pub mod driver;
 
-#[cfg(feature = "mdns-driver")]
+#[cfg(feature = "driver")]
 pub mod avahi;
 
-#[cfg(feature = "mdns-driver")]
+#[cfg(feature = "driver")]
 pub mod backend;
 
 #[cfg(test)]
