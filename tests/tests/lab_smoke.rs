@@ -1,4 +1,4 @@
-//! Smoke tests of the QEMU lab (tests/src/lab.rs): a real kernel NVMe/TCP
+//! Smoke tests of the QEMU lab (tests/src/lab/): a real kernel NVMe/TCP
 //! target and host in a guest, a static workspace binary in a guest, and a
 //! Debian binary with its shared libraries in a guest.
 //!
