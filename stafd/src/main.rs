@@ -1,6 +1,6 @@
 //! stafd: the discovery-controller daemon of stas.
 //!
-//! Finds NVMe-oF discovery controllers (configured, referred; mDNS to come),
+//! Finds NVMe-oF discovery controllers (configured, NBFT, mDNS/DNS-SD, referred),
 //! keeps connections to them, registers with central ones, caches their
 //! discovery log pages and tells stacd when they change. A drop-in for
 //! nvme-stas's stafd: same /etc/stas files and behaviour (see the spec in
