@@ -22,7 +22,7 @@
 //! line when another value of that key follows, which turns a blank line
 //! between two `exclude=` lines into an "exclude everything" entry.
 
-use crate::ConfigError;
+use crate::error::ConfigError;
 
 /// One value of an option, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
