@@ -19,6 +19,8 @@ mod sim;
 #[cfg(test)]
 mod tests;
 mod zeroconf;
+#[cfg(test)]
+mod zeroconf_tests;
 
 use std::path::Path;
 use std::process::ExitCode;
