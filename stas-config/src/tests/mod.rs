@@ -1,3 +1,6 @@
+//! The configuration tests: shipped files, the service-config vectors,
+//! value checks and names (entries, rendering, loading and sys.conf in
+//! [`entries`]).
 
 use super::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
