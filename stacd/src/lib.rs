@@ -17,18 +17,15 @@ mod staf;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::cli::Args;
 use clap::Parser;
-use nvmf_kernel::uevent::UeventStream;
-use nvmf_kernel::KernelPaths;
 use stas_config::{self as config, StacdConfig, SysConf};
 use stas_daemon::kernel::{FabricKernel, SystemFabric};
-use stas_daemon::lkc::LkcFile;
-use stas_daemon::{self as daemon, logging, notify};
+use stas_daemon::launch::{block_on, launch, lkc_file, open_uevents, reloader, Launch, Started};
+use stas_daemon::{self as daemon, notify};
 use stas_tid::TidContext;
 
 use crate::ioc::HostInfo;
@@ -36,57 +33,21 @@ use crate::service::{Input, Service, ServiceHandle};
 
 const PROG: &str = "stacd";
 
-fn load_config(path: &Path) -> Result<StacdConfig, String> {
-    daemon::load_logged(path, config::load_stacd)
-}
-
 /// The daemon: parses the command line, runs until told to stop, and
 /// returns the exit status (the binary is this call alone).
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    if args.version {
-        daemon::print_version();
-        return ExitCode::SUCCESS;
+    match launch(
+        PROG,
+        &args.common,
+        &args.conf_file,
+        args.sim,
+        config::load_stacd,
+    ) {
+        Launch::Exit(code) => code,
+        Launch::Simulate { count, bus_address } => block_on(simulate(count, bus_address)),
+        Launch::Run(started) => block_on(run(started)),
     }
-    if args.check_config {
-        return daemon::check_config(
-            &args.sys_conf,
-            &args.nvme_dir,
-            &args.conf_file,
-            config::load_stacd,
-        );
-    }
-    logging::init(args.syslog || logging::stderr_is_journal(), args.tron);
-    let bus_address = args
-        .bus_address
-        .clone()
-        .or_else(|| std::env::var(stas_daemon::dbus::ADDRESS_ENV).ok());
-    if let Some(n) = args.sim {
-        let Some(rt) = daemon::runtime() else {
-            return ExitCode::from(1);
-        };
-        return rt.block_on(simulate(n, bus_address));
-    }
-    let paths = KernelPaths::default();
-    if let Err(code) = daemon::startup_checks(PROG, &paths) {
-        return code;
-    }
-    let sys = match daemon::load_sysconf(&args.sys_conf, &args.nvme_dir) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let cfg = match load_config(&args.conf_file) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
-    };
-    logging::set_tron(args.tron || cfg.global.tron);
-    let Some(rt) = daemon::runtime() else {
-        return ExitCode::from(1);
-    };
-    rt.block_on(run(args.conf_file, bus_address, paths, sys, cfg))
 }
 
 fn host_info(sys: &SysConf) -> HostInfo {
@@ -177,25 +138,19 @@ async fn simulate(n: usize, bus: Option<String>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn run(
-    conf_file: PathBuf,
-    bus_address: Option<String>,
-    paths: KernelPaths,
-    sys: SysConf,
-    cfg: StacdConfig,
-) -> ExitCode {
-    // Subscribe before anything scans sysfs, so no event falls in between.
-    let uevents = match UeventStream::open(daemon::uevent_rcvbuf(), true) {
+async fn run(started: Started<StacdConfig>) -> ExitCode {
+    let Started {
+        conf_file,
+        bus_address,
+        paths,
+        sys,
+        cfg,
+    } = started;
+    let uevents = match open_uevents() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("cannot listen to kernel events: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
-    let lkc = LkcFile::new(
-        LkcFile::default_path(PROG, std::env::var("RUNTIME_DIRECTORY").ok().as_deref()),
-        PROG,
-    );
+    let lkc = lkc_file(PROG);
     let kernel = Arc::new(SystemFabric {
         paths: paths.clone(),
     });
@@ -233,17 +188,12 @@ async fn run(
     let h = handle.clone();
     daemon::forward_uevents(uevents, move |item| h.send(Input::Uevent(item)));
     let reload_handle = handle.clone();
-    let reload = move || match load_config(&conf_file) {
-        Ok(c) => {
-            logging::set_tron(c.global.tron);
-            tid_context.set(TidContext {
-                host_nqn: sys.hostnqn.clone(),
-                ignore_iface: c.global.ignore_iface,
-            });
-            reload_handle.send(Input::Reload(Arc::new(c)));
-            log::info!("configuration reloaded from {}", conf_file.display());
-        }
-        Err(e) => log::error!("{e}; keeping the last good configuration"),
-    };
+    let reload = reloader(conf_file, config::load_stacd, move |c| {
+        tid_context.set(TidContext {
+            host_nqn: sys.hostnqn.clone(),
+            ignore_iface: c.global.ignore_iface,
+        });
+        reload_handle.send(Input::Reload(Arc::new(c)));
+    });
     daemon::serve(PROG, service, reload, move || handle.send(Input::Shutdown)).await
 }

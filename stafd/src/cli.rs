@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use stas_daemon::launch::CommonArgs;
 
 /// stafd's options.
 #[derive(Debug, Parser)]
@@ -20,25 +21,6 @@ pub struct Args {
         default_value = "/etc/stas/stafd.conf"
     )]
     pub conf_file: PathBuf,
-    /// Host configuration (sys.conf).
-    #[arg(long = "sys-conf", default_value = "/etc/stas/sys.conf")]
-    pub sys_conf: PathBuf,
-    /// Log to the journal/syslog (priority prefixes on stderr).
-    #[arg(short = 's', long)]
-    pub syslog: bool,
-    /// Start with debug tracing on.
-    #[arg(long)]
-    pub tron: bool,
-    /// Check the configuration, print the effective configuration and exit
-    /// (non-zero when anything is wrong), like `sshd -t`.
-    #[arg(long)]
-    pub check_config: bool,
-    /// Print the version and exit.
-    #[arg(short = 'v', long)]
-    pub version: bool,
-    /// Where hostnqn/hostid/hostkey live when sys.conf does not say (tests).
-    #[arg(long, hide = true, default_value = "/etc/nvme")]
-    pub nvme_dir: PathBuf,
     /// Run against a simulated kernel with this many discovery controllers
     /// (benchmarks, demos; no root needed). Prints `@@steady` once all are
     /// connected and read.
@@ -48,8 +30,7 @@ pub struct Args {
     /// tests in network namespaces).
     #[arg(long = "sim-zeroconf", hide = true, requires = "sim")]
     pub sim_zeroconf: bool,
-    /// Use the D-Bus bus at this address instead of the system bus (tests);
-    /// also taken from $STAS_BUS_ADDRESS.
-    #[arg(long = "bus-address", hide = true)]
-    pub bus_address: Option<String>,
+    /// What stafd and stacd both take.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }

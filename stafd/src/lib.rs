@@ -29,11 +29,10 @@ use std::sync::Arc;
 
 use crate::cli::Args;
 use clap::Parser;
-use nvmf_kernel::uevent::UeventStream;
 use nvmf_kernel::KernelPaths;
 use stas_config::{self as config, StafdConfig, SysConf};
-use stas_daemon::lkc::LkcFile;
-use stas_daemon::{self as daemon, logging, notify};
+use stas_daemon::launch::{block_on, launch, lkc_file, open_uevents, reloader, Launch, Started};
+use stas_daemon::{self as daemon, notify};
 use stas_tid::TidContext;
 
 use crate::dc::HostInfo;
@@ -41,10 +40,6 @@ use crate::kernel::{FabricKernel, SystemKernel};
 use crate::service::{Input, NoSignals, Service};
 
 const PROG: &str = "stafd";
-
-fn load_config(path: &Path) -> Result<StafdConfig, String> {
-    daemon::load_logged(path, config::load_stafd)
-}
 
 fn host_info(sys: &SysConf, paths: &KernelPaths) -> HostInfo {
     HostInfo {
@@ -61,47 +56,19 @@ fn host_info(sys: &SysConf, paths: &KernelPaths) -> HostInfo {
 /// returns the exit status (the binary is this call alone).
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    if args.version {
-        daemon::print_version();
-        return ExitCode::SUCCESS;
-    }
-    if args.check_config {
-        return daemon::check_config(
-            &args.sys_conf,
-            &args.nvme_dir,
-            &args.conf_file,
-            config::load_stafd,
-        );
-    }
-    logging::init(args.syslog || logging::stderr_is_journal(), args.tron);
-    if let Some(n) = args.sim {
-        let bus = args
-            .bus_address
-            .clone()
-            .or_else(|| std::env::var(dbus::ADDRESS_ENV).ok());
-        return simulate(n, bus, args.sim_zeroconf);
-    }
-    let paths = KernelPaths::default();
-    if let Err(code) = daemon::startup_checks(PROG, &paths) {
-        return code;
-    }
-    let sys = match daemon::load_sysconf(&args.sys_conf, &args.nvme_dir) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let cfg = match load_config(&args.conf_file) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
+    match launch(
+        PROG,
+        &args.common,
+        &args.conf_file,
+        args.sim,
+        config::load_stafd,
+    ) {
+        Launch::Exit(code) => code,
+        Launch::Simulate { count, bus_address } => {
+            block_on(simulate(count, bus_address, args.sim_zeroconf))
         }
-    };
-    logging::set_tron(args.tron || cfg.global.tron);
-
-    let Some(rt) = daemon::runtime() else {
-        return ExitCode::from(1);
-    };
-    rt.block_on(run(args, paths, sys, cfg))
+        Launch::Run(started) => block_on(run(&args, started)),
+    }
 }
 
 /// What the zeroconf task needs besides the configuration.
@@ -179,94 +146,89 @@ impl ZeroconfTask {
 
 /// `--sim N`: the real service against the simulated kernel; with a bus
 /// address it also serves D-Bus there (for stafctl tests and demos).
-fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
-    let Some(rt) = daemon::runtime() else {
+async fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
+    let (sim, cfg) = sim::populated(n);
+    let host = sim::host();
+    // Installed first: from now on no signal ends the process unasked.
+    let Ok(mut process_signals) = daemon::ProcessSignals::install() else {
         return ExitCode::from(1);
     };
-    rt.block_on(async move {
-        let (sim, cfg) = sim::populated(n);
-        let host = sim::host();
-        // Installed first: from now on no signal ends the process unasked.
-        let Ok(mut process_signals) = daemon::ProcessSignals::install() else {
-            return ExitCode::from(1);
-        };
-        let (dbus_signals, signal_queue) = dbus::signals();
-        let ctx = TidContext {
-            host_nqn: host.hostnqn.clone(),
-            ignore_iface: cfg.global.ignore_iface,
-        };
-        let sys = SysConf {
-            hostnqn: host.hostnqn.clone(),
-            hostid: host.hostid.clone(),
-            hostkey: Some("DHHC-1:00:c2ltdWxhdGVkIGhvc3Qga2V5:".into()),
-            symname: None,
-        };
-        // Without a bus, signals go nowhere (a queue would only grow).
-        let signals: Arc<dyn service::Signals> = if bus.is_some() {
-            Arc::new(dbus_signals)
-        } else {
-            Arc::new(NoSignals)
-        };
-        let cfg = Arc::new(cfg);
-        let (mut svc, handle) = Service::new(sim, host, cfg.clone(), signals, None);
-        svc.restore();
-        let zeroconf_view = dbus::ZeroconfView::default();
-        let _conn = match bus {
-            Some(address) => {
-                let dbus_cfg = dbus::DbusConfig {
-                    view: handle.view.clone(),
-                    tid_context: dbus::SharedTidContext::new(ctx.clone()),
-                    sys,
-                    lkc_path: None,
-                    kernel_tp8013: true,
-                    kernel_host_iface: true,
-                    device_info: None,
-                    zeroconf_view: zeroconf_view.clone(),
-                };
-                match dbus::serve(Some(&address), dbus_cfg, signal_queue).await {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        eprintln!(
-                            "cannot register {} on D-Bus at {address}: {e}",
-                            dbus::BUS_NAME
-                        );
-                        return ExitCode::from(1);
-                    }
+    let (dbus_signals, signal_queue) = dbus::signals();
+    let ctx = TidContext {
+        host_nqn: host.hostnqn.clone(),
+        ignore_iface: cfg.global.ignore_iface,
+    };
+    let sys = SysConf {
+        hostnqn: host.hostnqn.clone(),
+        hostid: host.hostid.clone(),
+        hostkey: Some("DHHC-1:00:c2ltdWxhdGVkIGhvc3Qga2V5:".into()),
+        symname: None,
+    };
+    // Without a bus, signals go nowhere (a queue would only grow).
+    let signals: Arc<dyn service::Signals> = if bus.is_some() {
+        Arc::new(dbus_signals)
+    } else {
+        Arc::new(NoSignals)
+    };
+    let cfg = Arc::new(cfg);
+    let (mut svc, handle) = Service::new(sim, host, cfg.clone(), signals, None);
+    svc.restore();
+    let zeroconf_view = dbus::ZeroconfView::default();
+    let _conn = match bus {
+        Some(address) => {
+            let dbus_cfg = dbus::DbusConfig {
+                view: handle.view.clone(),
+                tid_context: dbus::SharedTidContext::new(ctx.clone()),
+                sys,
+                lkc_path: None,
+                kernel_tp8013: true,
+                kernel_host_iface: true,
+                device_info: None,
+                zeroconf_view: zeroconf_view.clone(),
+            };
+            match dbus::serve(Some(&address), dbus_cfg, signal_queue).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!(
+                        "cannot register {} on D-Bus at {address}: {e}",
+                        dbus::BUS_NAME
+                    );
+                    return ExitCode::from(1);
                 }
             }
-            None => None,
+        }
+        None => None,
+    };
+    let service = tokio::spawn(svc.run());
+    let mut zeroconf_task = ZeroconfTask::default();
+    if zeroconf {
+        let setup = ZeroconfSetup {
+            handle: handle.clone(),
+            tp8013: true,
+            view: zeroconf_view,
+            bus: None,
         };
-        let service = tokio::spawn(svc.run());
-        let mut zeroconf_task = ZeroconfTask::default();
-        if zeroconf {
-            let setup = ZeroconfSetup {
-                handle: handle.clone(),
-                tp8013: true,
-                view: zeroconf_view,
-                bus: None,
-            };
-            // The built-in querier: the bus in tests is a private one.
-            let mut c = (*cfg).clone();
-            c.mdns_backend = config::MdnsBackend::Builtin;
-            zeroconf_task.apply(&c, &setup, &ctx);
-        }
-        let _ = notify::notify("READY=1");
-        let steady = daemon::wait_steady_or_stop(&mut process_signals, || {
-            let all = handle.view.snapshot();
-            all.len() == n && all.iter().all(|d| d.stage == crate::dc::Stage::Steady)
-        })
-        .await;
-        if steady {
-            println!("@@steady {n}");
-            // SIGHUP has nothing to reload in a simulation, but must not end it.
-            while process_signals.next_is_reload().await {
-                log::info!("SIGHUP: nothing to reload in a simulation");
-            }
-        }
-        handle.send(Input::Shutdown);
-        let _ = service.await;
-        ExitCode::SUCCESS
+        // The built-in querier: the bus in tests is a private one.
+        let mut c = (*cfg).clone();
+        c.mdns_backend = config::MdnsBackend::Builtin;
+        zeroconf_task.apply(&c, &setup, &ctx);
+    }
+    let _ = notify::notify("READY=1");
+    let steady = daemon::wait_steady_or_stop(&mut process_signals, || {
+        let all = handle.view.snapshot();
+        all.len() == n && all.iter().all(|d| d.stage == crate::dc::Stage::Steady)
     })
+    .await;
+    if steady {
+        println!("@@steady {n}");
+        // SIGHUP has nothing to reload in a simulation, but must not end it.
+        while process_signals.next_is_reload().await {
+            log::info!("SIGHUP: nothing to reload in a simulation");
+        }
+    }
+    handle.send(Input::Shutdown);
+    let _ = service.await;
+    ExitCode::SUCCESS
 }
 
 /// sys.conf's symbolic name, read again on SIGHUP so that a new one
@@ -296,19 +258,19 @@ fn reload_symname(path: &Path, nvme_dir: &Path, started: &SysConf) -> Option<Opt
     }
 }
 
-async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> ExitCode {
-    // Subscribe before anything scans sysfs, so no event falls in between.
-    let uevents = match UeventStream::open(daemon::uevent_rcvbuf(), true) {
+async fn run(args: &Args, started: Started<StafdConfig>) -> ExitCode {
+    let Started {
+        conf_file,
+        bus_address,
+        paths,
+        sys,
+        cfg,
+    } = started;
+    let uevents = match open_uevents() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("cannot listen to kernel events: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
-    let lkc = LkcFile::new(
-        LkcFile::default_path(PROG, std::env::var("RUNTIME_DIRECTORY").ok().as_deref()),
-        PROG,
-    );
+    let lkc = lkc_file(PROG);
     let host = host_info(&sys, &paths);
     // Mask nvme-cli's autoconnect rule while stafd runs (§6.10).
     let systemctl = interop::find_systemctl();
@@ -353,10 +315,6 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
         })),
         zeroconf_view: zeroconf_view.clone(),
     };
-    let bus_address = args
-        .bus_address
-        .clone()
-        .or_else(|| std::env::var(dbus::ADDRESS_ENV).ok());
     // Kept for the life of the daemon: dropping it leaves the bus.
     let dbus_conn = match dbus::serve(bus_address.as_deref(), dbus_cfg, signal_queue).await {
         Ok(conn) => conn,
@@ -380,26 +338,20 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
 
     let h = handle.clone();
     daemon::forward_uevents(uevents, move |item| h.send(Input::Uevent(item)));
-    let conf_file = args.conf_file.clone();
-    let (sys_conf, nvme_dir) = (args.sys_conf.clone(), args.nvme_dir.clone());
+    let (sys_conf, nvme_dir) = (args.common.sys_conf.clone(), args.common.nvme_dir.clone());
     let reload_handle = handle.clone();
-    let reload = move || match load_config(&conf_file) {
-        Ok(c) => {
-            if let Some(symname) = reload_symname(&sys_conf, &nvme_dir, &sys) {
-                reload_handle.send(Input::Symname(symname));
-            }
-            logging::set_tron(c.global.tron);
-            tid_context.set(TidContext {
-                host_nqn: sys.hostnqn.clone(),
-                ignore_iface: c.global.ignore_iface,
-            });
-            let c = Arc::new(c);
-            zeroconf.apply(&c, &zeroconf_setup, &tid_context.get());
-            reload_handle.send(Input::Reload(c));
-            log::info!("configuration reloaded from {}", conf_file.display());
+    let reload = reloader(conf_file, config::load_stafd, move |c| {
+        if let Some(symname) = reload_symname(&sys_conf, &nvme_dir, &sys) {
+            reload_handle.send(Input::Symname(symname));
         }
-        Err(e) => log::error!("{e}; keeping the last good configuration"),
-    };
+        tid_context.set(TidContext {
+            host_nqn: sys.hostnqn.clone(),
+            ignore_iface: c.global.ignore_iface,
+        });
+        let c = Arc::new(c);
+        zeroconf.apply(&c, &zeroconf_setup, &tid_context.get());
+        reload_handle.send(Input::Reload(c));
+    });
     let stop = move || {
         if installed {
             interop::remove(override_path);

@@ -910,28 +910,6 @@ async fn configured_host_names_are_resolved_per_ip_family() {
     h.stop().await;
 }
 
-#[test]
-fn a_broken_config_file_is_refused_so_sighup_keeps_the_last_good_one() {
-    let dir = std::env::temp_dir().join(format!("stafd-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let good = dir.join("good.conf");
-    let broken = dir.join("broken.conf");
-    std::fs::write(
-        &good,
-        "[Global]\nkato = soon\n[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\n",
-    )
-    .unwrap();
-    std::fs::write(&broken, "kato = 5\n[Global\n").unwrap();
-    // Bad values are diagnostics: the file is still used, with defaults.
-    let cfg = crate::load_config(&good).unwrap();
-    assert_eq!(cfg.global.kato, Some(30));
-    assert_eq!(cfg.controllers.len(), 1);
-    // An unparsable file is an error: the daemon keeps what it has.
-    let err = crate::load_config(&broken).unwrap_err();
-    assert!(err.contains("broken.conf:1"), "{err}");
-    std::fs::remove_dir_all(&dir).ok();
-}
-
 pub(crate) fn discovered(traddr: &str, iface: &str) -> Tid {
     Tid::from_cid(
         &[

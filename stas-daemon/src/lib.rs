@@ -3,6 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | this page | process plumbing: the runtime, the start-up checks with upstream's messages, `--version`, `--check-config`, the signals a daemon reacts to |
+//! | [`launch`] | a daemon's start: the options both take, the start-up checks, the configuration read and re-read |
 //! | [`task`] | the controller-task base: commands, blocking kernel calls off the loop, the connect gate, stop after the call in flight |
 //! | [`inventory`] | the controller inventory: one sysfs scan, then kept current by uevents and the daemon's own connects |
 //! | [`kernel`] | the kernel operations both daemons make (connect, list, delete), as a trait with a fake-able seam |
@@ -19,6 +20,7 @@ pub mod dbus;
 pub mod dlpe;
 pub mod inventory;
 pub mod kernel;
+pub mod launch;
 pub mod lkc;
 pub mod logging;
 pub mod notify;
@@ -87,19 +89,6 @@ pub fn load_sysconf(path: &Path, nvme_dir: &Path) -> Result<SysConf, ExitCode> {
             Err(ExitCode::from(1))
         }
     }
-}
-
-/// Loads a daemon configuration, logging its diagnostics; the error text
-/// names the file.
-pub fn load_logged<C>(
-    path: &Path,
-    load: impl Fn(&Path) -> Result<(C, Vec<Diagnostic>), ConfigError>,
-) -> Result<C, String> {
-    let (cfg, diags) = load(path).map_err(|e| e.to_string())?;
-    for d in diags {
-        log::warn!("{d}");
-    }
-    Ok(cfg)
 }
 
 /// `--check-config`: checks sys.conf and the daemon's file, prints the
