@@ -16,7 +16,7 @@ use stas_daemon::lkc::LkcFile;
 
 use crate::ioc::{HostInfo, IocStatus, Source, Stage};
 use crate::service::{Input, Service, ServiceHandle, Stats, AUDIT_DELAY};
-use crate::sim::SimKernel;
+use crate::sim::{SimKernel, SubsystemSim as _};
 use crate::staf::{DcLogPages, StafView};
 use stas_daemon::task::DEFAULT_CONNECTS_IN_FLIGHT;
 

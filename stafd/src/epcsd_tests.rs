@@ -14,7 +14,7 @@ use nvmf_kernel::uevent::UeventItem;
 
 use crate::dc::Stage;
 use crate::service::Input;
-use crate::sim::SimKernel;
+use crate::sim::{DcSim as _, SimKernel};
 use crate::tests::{
     config, discovered, nvme, referral, settle, start_with, until, Harness, ONE_DC,
 };

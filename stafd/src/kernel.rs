@@ -14,7 +14,7 @@ use nvmf_proto::dlp::DiscoveryLogPage;
 use nvmf_proto::logpages::SupportedLogPages;
 use nvmf_proto::types::DcType;
 pub use stas_daemon::kernel::FabricKernel;
-use stas_daemon::kernel::SystemFabric;
+use stas_daemon::kernel::{ResolveError, SystemFabric};
 use stas_tid::matching::InterfaceTable;
 
 /// Every kernel operation stafd makes: the shared ones and the discovery
@@ -88,7 +88,7 @@ impl FabricKernel for SystemKernel {
         self.fabric.disconnect(device)
     }
 
-    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, ResolveError> {
         self.fabric.resolve(host)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use nvmf_proto::types::DcType;
 
 use crate::service::Input;
-use crate::sim::SimKernel;
+use crate::sim::{DcSim as _, SimKernel};
 use crate::tests::{config, nvme, start_with, until};
 
 /// The address of the DCs whose log lines [`captured`] keeps.

@@ -1,23 +1,22 @@
-//! A simulated kernel (stratisd's `--sim` idea): discovery controllers with
-//! log pages, kernel connections, registrations and failures in memory, so
-//! every branch of the pipeline runs in a unit test with tokio's paused
-//! clock, including registration and PLEO, which the kernel target cannot
-//! exercise.
+//! stafd's simulation (stratisd's `--sim` idea): discovery controllers with
+//! log pages, registrations and failures in memory, on the shared
+//! simulated kernel ([`stas_daemon::sim`]), so every branch of the pipeline
+//! runs in a unit test with tokio's paused clock, including registration
+//! and PLEO, which the kernel target cannot exercise.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use nvmf_kernel::fabrics::{ConnectOptions, Connected, SupportedOptions};
+use nvmf_kernel::fabrics::ConnectOptions;
 use nvmf_kernel::sysfs::ControllerInfo;
 use nvmf_kernel::{ConnectFailure, Errno, KernelError, NvmeStatus};
 use nvmf_proto::dim::{DimData, Tas};
 use nvmf_proto::dlp::{emit_log_page, DiscoveryLogEntry, DiscoveryLogPage, ENTRY_LEN, HEADER_LEN};
 use nvmf_proto::logpages::{LidSupport, SupportedLogPages, LID_DISCOVERY};
 use nvmf_proto::types::{CntrlType, DcType};
-use stas_tid::matching::{Interface, InterfaceTable};
+use stas_daemon::sim::{controller_record, host_address, SimPeers, HOST};
 
-use crate::kernel::{FabricKernel, Kernel};
+use crate::kernel::Kernel;
 
 /// A simulated discovery controller, reachable at (traddr, trsvcid).
 #[derive(Debug, Clone, Default)]
@@ -43,18 +42,11 @@ pub struct SimDc {
     pub bad_entries: Vec<usize>,
 }
 
-/// What the simulation saw.
+/// The discovery controllers a simulation has, and what they saw.
 #[derive(Debug, Clone, Default)]
-pub struct SimState {
+pub struct Dcs {
     /// Discovery controllers by (traddr, trsvcid).
     pub dcs: BTreeMap<(String, String), SimDc>,
-    /// Kernel controllers by name.
-    pub controllers: BTreeMap<String, (ConnectOptions, (String, String))>,
-    next_instance: u32,
-    /// Connect calls made.
-    pub connects: Vec<ConnectOptions>,
-    /// Devices deleted.
-    pub disconnects: Vec<String>,
     /// Registrations received (device, task).
     pub registrations: Vec<(String, Tas)>,
     /// Their payloads, as a DC would parse them off the wire.
@@ -63,70 +55,62 @@ pub struct SimState {
     pub log_reads: Vec<(String, u8)>,
     /// Supported Log Pages reads.
     pub lid0_reads: u32,
-    /// Host name resolutions.
-    pub names: BTreeMap<String, Vec<IpAddr>>,
     /// NBFT tables the firmware provides.
     pub nbft: Vec<Vec<u8>>,
     /// nvmf-connect@ instances started for unmanaged DCs.
     pub forwarded: Vec<String>,
-    /// Full scans of every controller (`controllers()` calls).
-    pub full_scans: u64,
-    /// Single-controller reads.
-    pub reads: u64,
 }
 
-/// The simulated kernel.
-#[derive(Debug, Default)]
-pub struct SimKernel {
-    state: Mutex<SimState>,
-    /// While set, connects wait until it is cleared (a connect "in flight").
-    gate: Arc<(Mutex<bool>, Condvar)>,
-    /// The same for discovery log reads.
-    read_gate: Arc<(Mutex<bool>, Condvar)>,
+/// The simulated kernel with stafd's discovery controllers.
+pub type SimKernel = stas_daemon::sim::SimKernel<Dcs>;
+
+/// Where a connect with `opts` lands: (traddr, trsvcid).
+fn address(opts: &ConnectOptions) -> (String, String) {
+    (
+        opts.traddr.clone().unwrap_or_default(),
+        opts.trsvcid.clone().unwrap_or_default(),
+    )
 }
 
-fn wait_open(gate: &(Mutex<bool>, Condvar)) {
-    let (lock, cv) = gate;
-    let mut held = lock
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    while *held {
-        held = cv
-            .wait(held)
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+impl SimPeers for Dcs {
+    fn accept(&self, opts: &ConnectOptions) -> Result<(), KernelError> {
+        let key = address(opts);
+        if self.dcs.get(&key).is_some_and(|d| d.reachable) {
+            return Ok(());
+        }
+        Err(KernelError::Connect {
+            failure: ConnectFailure::Refused,
+            options: format!("traddr={}", key.0),
+        })
+    }
+
+    fn record(&self, name: &str, opts: &ConnectOptions) -> ControllerInfo {
+        ControllerInfo {
+            dctype: self.dcs.get(&address(opts)).and_then(|d| d.dctype),
+            ..controller_record(name, opts, CntrlType::Discovery)
+        }
     }
 }
 
-#[cfg(test)]
-fn set_gate(gate: &(Mutex<bool>, Condvar), closed: bool) {
-    *gate
-        .0
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = closed;
-    gate.1.notify_all();
-}
-
-impl SimKernel {
-    /// An empty simulation.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    /// The state, to set up or inspect.
-    pub fn state(&self) -> MutexGuard<'_, SimState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
+/// Setting up and changing discovery controllers.
+pub trait DcSim {
     /// Adds (or replaces) a reachable DC.
-    pub fn add_dc(
-        &self,
-        traddr: &str,
-        trsvcid: &str,
-        dctype: DcType,
-        entries: Vec<DiscoveryLogEntry>,
-    ) {
+    fn add_dc(&self, traddr: &str, trsvcid: &str, dctype: DcType, entries: Vec<DiscoveryLogEntry>);
+    #[cfg(test)]
+    /// Changes a DC.
+    fn with_dc(&self, traddr: &str, f: impl FnOnce(&mut SimDc));
+    #[cfg(test)]
+    /// Holds every discovery log read until [`release`](Self::release).
+    fn hold_reads(&self);
+    #[cfg(test)]
+    /// Lets held connects and reads proceed.
+    fn release(&self);
+    /// The DC behind kernel controller `device`.
+    fn dc_of(&self, device: &str) -> Result<SimDc, KernelError>;
+}
+
+impl DcSim for SimKernel {
+    fn add_dc(&self, traddr: &str, trsvcid: &str, dctype: DcType, entries: Vec<DiscoveryLogEntry>) {
         self.state().dcs.insert(
             (traddr.into(), trsvcid.into()),
             SimDc {
@@ -138,30 +122,8 @@ impl SimKernel {
         );
     }
 
-    fn dc_of(&self, device: &str) -> Result<SimDc, KernelError> {
-        let s = self.state();
-        let key = s
-            .controllers
-            .get(device)
-            .map(|(_, k)| k.clone())
-            .ok_or_else(|| KernelError::Ioctl {
-                command: "sim".into(),
-                device: device.into(),
-                errno: Errno::ENODEV,
-            })?;
-        s.dcs.get(&key).cloned().ok_or_else(|| KernelError::Ioctl {
-            command: "sim".into(),
-            device: device.into(),
-            errno: Errno::EIO,
-        })
-    }
-}
-
-/// What tests do to the simulation.
-#[cfg(test)]
-impl SimKernel {
-    /// Changes a DC.
-    pub fn with_dc(&self, traddr: &str, f: impl FnOnce(&mut SimDc)) {
+    #[cfg(test)]
+    fn with_dc(&self, traddr: &str, f: impl FnOnce(&mut SimDc)) {
         if let Some(dc) = self
             .state()
             .dcs
@@ -173,132 +135,33 @@ impl SimKernel {
         }
     }
 
-    /// A kernel connection that exists before the daemon starts.
-    pub fn add_existing(&self, opts: ConnectOptions) -> String {
-        let mut s = self.state();
-        let name = format!("nvme{}", s.next_instance);
-        s.next_instance += 1;
-        let key = (
-            opts.traddr.clone().unwrap_or_default(),
-            opts.trsvcid.clone().unwrap_or_default(),
-        );
-        s.controllers.insert(name.clone(), (opts, key));
-        name
+    #[cfg(test)]
+    fn hold_reads(&self) {
+        self.reads.set(true);
     }
 
-    /// The kernel deletes a controller (e.g. ctrl_loss_tmo expired).
-    pub fn vanish(&self, name: &str) {
-        self.state().controllers.remove(name);
+    #[cfg(test)]
+    fn release(&self) {
+        self.connects.set(false);
+        self.reads.set(false);
     }
 
-    /// Holds every connect until [`release`](Self::release).
-    pub fn hold_connects(&self) {
-        set_gate(&self.gate, true);
-    }
-
-    /// Holds every discovery log read until [`release`](Self::release).
-    pub fn hold_reads(&self) {
-        set_gate(&self.read_gate, true);
-    }
-
-    /// Lets held connects and reads proceed.
-    pub fn release(&self) {
-        set_gate(&self.gate, false);
-        set_gate(&self.read_gate, false);
-    }
-}
-
-/// The sysfs record of simulated controller `name`.
-fn simulated_dc(s: &SimState, name: &str) -> Option<ControllerInfo> {
-    let (o, key) = s.controllers.get(name)?;
-    Some(ControllerInfo {
-        dctype: s.dcs.get(key).and_then(|d| d.dctype),
-        ..stas_daemon::kernel::simulated_controller(name, o, CntrlType::Discovery)
-    })
-}
-
-impl FabricKernel for SimKernel {
-    fn supported_options(&self) -> Result<SupportedOptions, KernelError> {
-        Ok(SupportedOptions::parse(
-            nvmf_kernel::fabrics::LINUX_6_1_OPTIONS,
-        ))
-    }
-
-    fn controllers(&self) -> Result<Vec<ControllerInfo>, KernelError> {
-        let mut s = self.state();
-        s.full_scans += 1;
-        Ok(s.controllers
-            .keys()
-            .filter_map(|name| simulated_dc(&s, name))
-            .collect())
-    }
-
-    fn controller(&self, name: &str) -> Result<Option<ControllerInfo>, KernelError> {
-        let mut s = self.state();
-        s.reads += 1;
-        Ok(simulated_dc(&s, name))
-    }
-
-    fn interfaces(&self) -> InterfaceTable {
-        InterfaceTable {
-            interfaces: vec![Interface {
-                name: "lo".into(),
-                addrs: vec![IpAddr::from([127, 0, 0, 1])],
-            }],
-        }
-    }
-
-    fn connect(
-        &self,
-        opts: &ConnectOptions,
-        _: &SupportedOptions,
-    ) -> Result<Connected, KernelError> {
-        {
-            let (lock, cv) = &*self.gate;
-            let mut held = lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            while *held {
-                held = cv
-                    .wait(held)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-            }
-        }
-        let mut s = self.state();
-        s.connects.push(opts.clone());
-        let key = (
-            opts.traddr.clone().unwrap_or_default(),
-            opts.trsvcid.clone().unwrap_or_default(),
-        );
-        if !s.dcs.get(&key).is_some_and(|d| d.reachable) {
-            return Err(KernelError::Connect {
-                failure: ConnectFailure::Refused,
-                options: format!("traddr={}", key.0),
-            });
-        }
-        let instance = s.next_instance;
-        s.next_instance += 1;
-        s.controllers
-            .insert(format!("nvme{instance}"), (opts.clone(), key));
-        Ok(Connected {
-            instance,
-            cntlid: 1,
+    fn dc_of(&self, device: &str) -> Result<SimDc, KernelError> {
+        let s = self.state();
+        let key = s
+            .controllers
+            .get(device)
+            .map(address)
+            .ok_or_else(|| KernelError::Ioctl {
+                command: "sim".into(),
+                device: device.into(),
+                errno: Errno::ENODEV,
+            })?;
+        s.dcs.get(&key).cloned().ok_or_else(|| KernelError::Ioctl {
+            command: "sim".into(),
+            device: device.into(),
+            errno: Errno::EIO,
         })
-    }
-
-    fn disconnect(&self, device: &str) -> Result<(), KernelError> {
-        let mut s = self.state();
-        s.controllers.remove(device);
-        s.disconnects.push(device.into());
-        Ok(())
-    }
-
-    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
-        self.state()
-            .names
-            .get(host)
-            .cloned()
-            .ok_or_else(|| format!("cannot resolve {host}: unknown host"))
     }
 }
 
@@ -356,7 +219,7 @@ impl Kernel for SimKernel {
     }
 
     fn discovery_log(&self, device: &str, lsp: u8) -> Result<DiscoveryLogPage, KernelError> {
-        wait_open(&self.read_gate);
+        self.reads.wait();
         let dc = self.dc_of(device)?;
         self.state().log_reads.push((device.into(), lsp));
         if let Some(errno) = dc.log_errno {
@@ -408,7 +271,7 @@ pub fn populated(n: usize) -> (Arc<SimKernel>, stas_config::StafdConfig) {
     let sim = SimKernel::new();
     let mut text = String::from("[Controllers]\n");
     for i in 0..n {
-        let traddr = stas_daemon::sim_host_address(10, 0, i);
+        let traddr = host_address(10, 0, i);
         let entries = (0..8)
             .map(|k| DiscoveryLogEntry {
                 traddr: format!("10.200.{}.{k}", i % 256),
@@ -429,8 +292,8 @@ pub fn populated(n: usize) -> (Arc<SimKernel>, stas_config::StafdConfig) {
 /// A host identity for simulations.
 pub fn host() -> crate::dc::HostInfo {
     crate::dc::HostInfo {
-        hostnqn: "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-000000000001".into(),
-        hostid: "00000000-0000-4000-8000-000000000001".into(),
+        hostnqn: HOST.0.into(),
+        hostid: HOST.1.into(),
         hostid_bytes: None,
         hostname: "sim".into(),
         os_version: "Linux sim".into(),

@@ -18,7 +18,7 @@ use stas_tid::Tid;
 
 use crate::dc::{DcStatus, HostInfo, Origin, Stage};
 use crate::service::{Input, Service, ServiceHandle, Signals, Stats};
-use crate::sim::SimKernel;
+use crate::sim::{DcSim as _, SimKernel};
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
@@ -543,7 +543,7 @@ async fn a_storm_of_triggers_is_one_reconciliation() {
 async fn stop_waits_for_a_connect_in_flight_then_disconnects() {
     let sim = SimKernel::new();
     sim.add_dc("10.0.0.1", "8009", DcType::None, vec![]);
-    sim.hold_connects();
+    sim.hold_connects(true);
     let cfg = "[Discovery controller connection management]\npersistent-connections = false\n[Controllers]\ncontroller = transport=tcp;traddr=10.0.0.1\n";
     let h = start_with(sim.clone(), config(cfg), None);
     until("connect in flight", || {
@@ -575,7 +575,7 @@ async fn a_dc_removed_during_a_connect_is_disconnected_though_shutdown_keeps_con
     // connections) must not turn that disconnect into a keep.
     let sim = SimKernel::new();
     sim.add_dc("10.0.0.1", "8009", DcType::None, vec![]);
-    sim.hold_connects();
+    sim.hold_connects(true);
     let h = start_with(sim.clone(), config(ONE_DC), None);
     until("connect in flight", || {
         h.dc("10.0.0.1")

@@ -10,7 +10,7 @@ use nvmf_proto::types::DcType;
 use super::tests::*;
 use crate::dc::Origin;
 use crate::service::Input;
-use crate::sim::SimKernel;
+use crate::sim::{DcSim as _, SimKernel};
 
 #[tokio::test(start_paused = true)]
 async fn a_dc_found_over_mdns_is_connected_with_origin_discovered_and_pinned() {

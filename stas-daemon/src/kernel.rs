@@ -34,7 +34,18 @@ pub trait FabricKernel: Send + Sync + 'static {
     /// Deletes a controller.
     fn disconnect(&self, device: &str) -> Result<(), KernelError>;
     /// Resolves a host name (getaddrinfo).
-    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String>;
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, ResolveError>;
+}
+
+/// A host name that did not resolve.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve {host}: {source}")]
+pub struct ResolveError {
+    /// The name.
+    pub host: String,
+    /// What the resolver said.
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// The running kernel under `paths`.
@@ -90,11 +101,14 @@ impl FabricKernel for SystemFabric {
         Sysfs::new(&self.paths).delete_controller(device)
     }
 
-    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, ResolveError> {
         (host, 0u16)
             .to_socket_addrs()
             .map(|it| it.map(|sa| sa.ip()).collect())
-            .map_err(|e| format!("cannot resolve {host}: {e}"))
+            .map_err(|source| ResolveError {
+                host: host.into(),
+                source,
+            })
     }
 }
 
@@ -133,7 +147,12 @@ pub async fn resolve_configured(
         let host = tid.traddr.clone();
         let addrs = tokio::task::spawn_blocking(move || k.resolve(&host))
             .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+            .unwrap_or_else(|e| {
+                Err(ResolveError {
+                    host: tid.traddr.clone(),
+                    source: std::io::Error::other(e),
+                })
+            });
         match addrs {
             Ok(addrs) => {
                 let pick = addrs
@@ -165,31 +184,4 @@ pub fn probe_options(kernel: &dyn FabricKernel, needed: &[&str]) -> SupportedOpt
         );
     }
     supported
-}
-
-/// The sysfs record a kernel would show for a controller connected with
-/// `opts` as `name` (live), for simulated kernels.
-pub fn simulated_controller(
-    name: &str,
-    opts: &ConnectOptions,
-    cntrltype: nvmf_proto::types::CntrlType,
-) -> ControllerInfo {
-    ControllerInfo {
-        name: name.to_owned(),
-        instance: name.trim_start_matches("nvme").parse().unwrap_or(0),
-        transport: Some(opts.transport.clone()),
-        address: Some(nvmf_kernel::sysfs::ControllerAddress {
-            traddr: opts.traddr.clone(),
-            trsvcid: opts.trsvcid.clone(),
-            host_traddr: opts.host_traddr.clone(),
-            host_iface: opts.host_iface.clone(),
-            ..Default::default()
-        }),
-        subsysnqn: Some(opts.nqn.clone()),
-        hostnqn: opts.hostnqn.clone(),
-        hostid: opts.hostid.clone(),
-        state: Some("live".into()),
-        cntrltype: Some(cntrltype),
-        ..ControllerInfo::default()
-    }
 }

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | this page | process plumbing: the runtime, the start-up checks with upstream's messages, `--version`, `--check-config`, the signals a daemon reacts to |
 //! | [`launch`] | a daemon's start: the options both take, the start-up checks, the configuration read and re-read |
+//! | [`sim`] | the simulated kernel of unit tests and `--sim` |
 //! | [`task`] | the controller-task base: commands, blocking kernel calls off the loop, the connect gate, stop after the call in flight |
 //! | [`inventory`] | the controller inventory: one sysfs scan, then kept current by uevents and the daemon's own connects |
 //! | [`kernel`] | the kernel operations both daemons make (connect, list, delete), as a trait with a fake-able seam |
@@ -24,6 +25,7 @@ pub mod launch;
 pub mod lkc;
 pub mod logging;
 pub mod notify;
+pub mod sim;
 pub mod task;
 
 use std::fmt::Display;
@@ -202,15 +204,6 @@ pub async fn wait_steady_or_stop(
             _ = signals.int.recv() => return false,
         }
     }
-}
-
-/// The `i`-th (from 0) host address of a simulation under `a.b`:
-/// a.b.x.y with y in 1..=254, so every address is a valid, usable IPv4
-/// host address (no .0, no .255, never a 256).
-pub fn sim_host_address(a: u8, b: u8, i: usize) -> String {
-    let x = i / 254 % 256;
-    let y = i % 254 + 1;
-    format!("{a}.{b}.{x}.{y}")
 }
 
 /// The uevent socket's receive buffer: `STAS_UEVENT_RCVBUF` (bytes, at
@@ -414,25 +407,5 @@ impl<S: Clone, C> TaskHandle<S, C> {
     /// A snapshot of the status.
     pub fn snapshot(&self) -> S {
         lock(&self.status).clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sim_host_address;
-
-    #[test]
-    fn simulated_addresses_are_distinct_valid_hosts() {
-        let mut seen = std::collections::HashSet::new();
-        for i in 0..70_000 {
-            let a = sim_host_address(10, 0, i);
-            let ip: std::net::Ipv4Addr = a.parse().unwrap_or_else(|e| panic!("{a}: {e}"));
-            let last = ip.octets()[3];
-            assert!((1..=254).contains(&last), "{a}");
-            if i < 254 * 256 {
-                assert!(seen.insert(a.clone()), "{a} twice");
-            }
-        }
-        assert_eq!(sim_host_address(10, 0, 255), "10.0.1.2");
     }
 }

@@ -19,7 +19,7 @@ use zbus::zvariant::Type;
 use super::*;
 use crate::dc::HostInfo;
 use crate::service::{Input, Service, ServiceHandle, Stats};
-use crate::sim::SimKernel;
+use crate::sim::{DcSim as _, SimKernel};
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 const HOSTID: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";

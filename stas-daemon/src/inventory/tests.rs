@@ -94,8 +94,8 @@ impl FabricKernel for Fake {
     fn disconnect(&self, _: &str) -> Result<(), KernelError> {
         unreachable!("the inventory never disconnects")
     }
-    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
-        Err(host.into())
+    fn resolve(&self, _: &str) -> Result<Vec<IpAddr>, crate::kernel::ResolveError> {
+        unreachable!("the inventory never resolves names")
     }
 }
 
