@@ -147,7 +147,7 @@ impl<'a> Reader<'a> {
             ),
             Some(text) => match check.apply(text) {
                 Ok(v) => return Some(v),
-                Err(e) => e,
+                Err(e) => e.to_string(),
             },
         };
         self.warn(

@@ -166,10 +166,27 @@ pub(crate) struct Check<T> {
     pub(crate) conv: fn(&str) -> Result<T, &'static str>,
 }
 
+/// A value that failed its [`Check`]; displays as
+/// `"abc" is not an integer; expected ...`, the text diagnostics quote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} {problem}; expected {expected}")]
+pub(crate) struct InvalidValue {
+    /// The value as written.
+    pub(crate) value: String,
+    /// What is wrong with it, completing `"<value>" ...`.
+    pub(crate) problem: &'static str,
+    /// What is accepted.
+    pub(crate) expected: &'static str,
+}
+
 impl<T> Check<T> {
-    /// Converts, or explains why not (`"abc" is not an integer; expected ...`).
-    pub(crate) fn apply(&self, v: &str) -> Result<T, String> {
-        (self.conv)(v).map_err(|problem| format!("{v:?} {problem}; expected {}", self.expected))
+    /// Converts, or explains why not.
+    pub(crate) fn apply(&self, v: &str) -> Result<T, InvalidValue> {
+        (self.conv)(v).map_err(|problem| InvalidValue {
+            value: v.to_owned(),
+            problem,
+            expected: self.expected,
+        })
     }
 }
 
@@ -363,7 +380,7 @@ pub(crate) const PERSISTENCE: Check<Persistence> = Check {
 
 /// The per-controller overrides of `[Global]` options: validated like the
 /// `[Global]` option and normalised (`None` when `key` is not one).
-pub(crate) fn check_override(key: &str, v: &str) -> Option<Result<String, String>> {
+pub(crate) fn check_override(key: &str, v: &str) -> Option<Result<String, InvalidValue>> {
     Some(match key {
         "hdr-digest" | "data-digest" | "disable-sqflow" => BOOL.apply(v).map(|b| b.to_string()),
         "kato" | "reconnect-delay" => SECONDS.apply(v).map(|n| n.to_string()),
