@@ -20,4 +20,4 @@ pub mod topology;
 
 pub use server::{SimError, Simulator};
 pub use state::Recorder;
-pub use topology::{Topology, TopologyError, EXAMPLE};
+pub use topology::{InvalidDc, Topology, TopologyError, EXAMPLE};

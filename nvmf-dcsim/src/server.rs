@@ -37,6 +37,43 @@ pub enum SimError {
     },
 }
 
+/// Why reading a PDU from a host ended the association.
+#[derive(Debug, Error)]
+enum ReadPduError {
+    /// The host closed the connection.
+    #[error("the host closed the connection")]
+    Closed,
+    /// The socket failed.
+    #[error("reading from the host: {0}")]
+    Io(#[source] std::io::Error),
+    /// The common header does not parse, or does not fit the digests in use.
+    #[error("bad PDU header: {0}")]
+    Header(#[source] nvmf_proto::ProtoError),
+    /// The header claims a length out of range.
+    #[error("PDU type {pdu_type:#04x} claims {plen} bytes; {COMMON_HEADER_LEN} to {MAX_PDU_LEN} accepted")]
+    Length {
+        /// The PDU type.
+        pdu_type: u8,
+        /// The length it claims.
+        plen: u32,
+    },
+    /// The first PDU is not an ICReq.
+    #[error("PDU type {0:#04x} before ICReq: not an NVMe/TCP host")]
+    BeforeIcReq(u8),
+    /// The PDU does not parse.
+    #[error("bad PDU from the host: {0}")]
+    Pdu(#[source] nvmf_proto::ProtoError),
+}
+
+impl From<std::io::Error> for ReadPduError {
+    fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Self::Closed,
+            _ => Self::Io(e),
+        }
+    }
+}
+
 /// Answers queued for one host beyond which its association is closed.
 const MAX_QUEUED: usize = 8 << 20;
 
@@ -180,37 +217,26 @@ async fn read_pdu(
     rd: &mut OwnedReadHalf,
     digests: &mut Digests,
     started: &mut bool,
-) -> Result<Pdu, String> {
-    let eof = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => "the host closed the connection".to_owned(),
-        _ => format!("reading from the host: {e}"),
-    };
+) -> Result<Pdu, ReadPduError> {
     let mut head = [0u8; COMMON_HEADER_LEN];
-    rd.read_exact(&mut head).await.map_err(eof)?;
-    let header = CommonHeader::parse(&head).map_err(|e| format!("bad PDU header: {e}"))?;
+    rd.read_exact(&mut head).await?;
+    let header = CommonHeader::parse(&head).map_err(ReadPduError::Header)?;
     let plen = usize::try_from(header.plen).unwrap_or(usize::MAX);
     if !(COMMON_HEADER_LEN..=MAX_PDU_LEN).contains(&plen) {
-        return Err(format!(
-            "PDU type {:#04x} claims {} bytes; {COMMON_HEADER_LEN} to {MAX_PDU_LEN} accepted",
-            header.pdu_type, header.plen
-        ));
+        return Err(ReadPduError::Length {
+            pdu_type: header.pdu_type,
+            plen: header.plen,
+        });
     }
     // Judge the header before allocating what it claims.
     if !*started && header.pdu_type != pdu_type::IC_REQ {
-        return Err(format!(
-            "PDU type {:#04x} before ICReq: not an NVMe/TCP host",
-            header.pdu_type
-        ));
+        return Err(ReadPduError::BeforeIcReq(header.pdu_type));
     }
-    header
-        .check(*digests)
-        .map_err(|e| format!("bad PDU header: {e}"))?;
+    header.check(*digests).map_err(ReadPduError::Header)?;
     let mut buf = vec![0u8; plen];
     buf[..COMMON_HEADER_LEN].copy_from_slice(&head);
-    rd.read_exact(&mut buf[COMMON_HEADER_LEN..])
-        .await
-        .map_err(eof)?;
-    let pdu = Pdu::parse(&buf, *digests).map_err(|e| format!("bad PDU from the host: {e}"))?;
+    rd.read_exact(&mut buf[COMMON_HEADER_LEN..]).await?;
+    let pdu = Pdu::parse(&buf, *digests).map_err(ReadPduError::Pdu)?;
     if let Pdu::IcReq(r) = &pdu {
         *digests = r.digests;
         *started = true;
@@ -223,7 +249,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, dc: Arc<Dc>, id: u64) {
     let (mut rd, mut wr) = stream.into_split();
     // Reading runs in its own task so that a partial PDU is never lost to
     // the select below.
-    let (pdu_tx, mut pdus) = mpsc::channel::<Result<Pdu, String>>(8);
+    let (pdu_tx, mut pdus) = mpsc::channel::<Result<Pdu, ReadPduError>>(8);
     let reader = tokio::spawn(async move {
         let (mut digests, mut started) = (Digests::default(), false);
         loop {
@@ -262,7 +288,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, dc: Arc<Dc>, id: u64) {
         let outputs = tokio::select! {
             m = pdus.recv() => match m {
                 Some(Ok(p)) => a.on_pdu(p),
-                Some(Err(e)) => break 'run e,
+                Some(Err(e)) => break 'run e.to_string(),
                 None => break 'run "the reader stopped".to_owned(),
             },
             r = changes.changed() => match r {

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use nvmf_proto::dim::{format_uuid, DimData, ExtAttr, Tas};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use thiserror::Error;
 use tokio::sync::Notify;
 
 /// The quickest a change reaches the file.
@@ -80,9 +81,30 @@ pub struct Dim {
     /// The status sent back (0: success).
     pub status: u16,
     /// The payload as decoded, or why it did not decode.
-    pub payload: Result<DimPayload, String>,
+    pub payload: Result<DimPayload, DimPayloadError>,
     /// The payload bytes (TDL of them), in hex.
     pub raw_hex: String,
+}
+
+/// Why a DIM payload was refused; in the state file as its message.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DimPayloadError {
+    /// The bytes are not a DIM payload the decoder accepts.
+    #[error("the {len}-byte DIM payload does not decode: {source}")]
+    Undecodable {
+        /// How many bytes came (TDL of them).
+        len: usize,
+        /// What the decoder refused.
+        source: nvmf_proto::ProtoError,
+    },
+}
+
+/// Written as the message, as the `String` it replaced was, so readers of
+/// the state file see `"payload": {"Err": "<why>"}` as before.
+impl Serialize for DimPayloadError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// A decoded DIM payload.
@@ -166,7 +188,10 @@ impl Dim {
             status,
             payload: DimData::parse(raw)
                 .map(|d| DimPayload::from(&d))
-                .map_err(|e| e.to_string()),
+                .map_err(|source| DimPayloadError::Undecodable {
+                    len: raw.len(),
+                    source,
+                }),
             raw_hex: raw.iter().map(|b| format!("{b:02x}")).collect(),
         }
     }
@@ -269,5 +294,22 @@ impl Recorder {
                 log::error!("cannot write the state file: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn a_refused_dim_payload_is_written_as_its_message() {
+        let dim = Dim::new(1, "nqn.h", Tas::Register, 0, &[1, 2, 3]);
+        let json = serde_json::to_value(&dim).unwrap();
+        let why = json["payload"]["Err"].as_str().unwrap();
+        assert!(
+            why.starts_with("the 3-byte DIM payload does not decode: "),
+            "{why}"
+        );
     }
 }

@@ -50,13 +50,85 @@ pub enum TopologyError {
         message: String,
     },
     /// A value is not valid.
-    #[error("topology, dc {dc:?}: {what}")]
+    #[error("topology, dc {dc:?}: {problem}")]
     Invalid {
         /// The DC's name.
         dc: String,
         /// What is wrong, and what is accepted.
-        what: String,
+        #[source]
+        problem: InvalidDc,
     },
+}
+
+/// What is wrong with one DC of a topology file, and what is accepted.
+#[derive(Debug, Error)]
+pub enum InvalidDc {
+    /// `address` does not parse.
+    #[error("address {0:?} is not an IP address")]
+    Address(String),
+    /// `kind` is none of the three.
+    #[error("kind {0:?}: expected cdc, ddc or none")]
+    Kind(String),
+    /// `nqn` is empty or too long.
+    #[error("nqn {0:?}: 1 to 223 bytes expected")]
+    Nqn(String),
+    /// `replicas` is 0 or runs past the last port.
+    #[error("replicas {replicas} from port {port}: 1.. and within port 65535")]
+    Replicas {
+        /// How many were asked for.
+        replicas: u16,
+        /// The first port.
+        port: u16,
+    },
+    /// `faults.drop` or `faults.delay_ms` names an unknown command.
+    #[error("unknown command {0:?} in faults; known: {known}", known = name_list(&CommandName::ALL))]
+    UnknownCommand(String),
+    /// An entry's `subtype` is unknown.
+    #[error("subtype {0:?}: expected nvme, referral, current or a number")]
+    Subtype(String),
+    /// An entry's `trtype` is unknown.
+    #[error("trtype {0:?}: expected tcp, rdma, fc, loop or a number")]
+    Trtype(String),
+    /// An entry's `adrfam` is unknown.
+    #[error("adrfam {0:?}: expected ipv4, ipv6, ib, fc or a number")]
+    Adrfam(String),
+    /// An entry's `eflags` has an unknown flag.
+    #[error("eflags: {0:?}: expected dupretinfo, epcsd or ncc")]
+    Eflag(String),
+    /// An entry's `sectype` is unknown.
+    #[error("sectype {0:?}: expected none, tls1.2 or tls1.3")]
+    Sectype(String),
+    /// An entry's `hostile` is unknown.
+    #[error("hostile {0:?}: expected one of {known}", known = name_list(&Hostile::ALL))]
+    Hostile(String),
+    /// An nvme entry has no `subnqn`.
+    #[error("an nvme entry needs a subnqn")]
+    MissingSubnqn,
+    /// An entry's `count` is out of range.
+    #[error("count {0}: 1 to 100000")]
+    Count(u32),
+    /// Counted entries would all be the same.
+    #[error("count > 1 needs {{n}} in subnqn, so the entries differ")]
+    CountWithoutN,
+    /// An entry does not fit the log page format.
+    #[error("entry {subnqn}: {source}")]
+    Entry {
+        /// The entry's subsystem NQN.
+        subnqn: String,
+        /// What the encoder refused.
+        source: nvmf_proto::ProtoError,
+    },
+    /// Two DCs have the same name.
+    #[error("the name is used twice; every DC needs its own")]
+    NameUsedTwice,
+    /// Two DCs listen on the same address and port.
+    #[error("{0} is used twice; every DC needs its own address and port")]
+    ListenUsedTwice(SocketAddr),
+}
+
+/// The names of a name table, for "expected one of" messages.
+fn name_list<T, const N: usize>(table: &[(T, &'static str); N]) -> String {
+    table.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
 }
 
 /// A command a fault can be attached to, by the name used in topology files.
@@ -333,17 +405,14 @@ impl Topology {
             if !names.insert(dc.name.clone()) {
                 return Err(TopologyError::Invalid {
                     dc: dc.name.clone(),
-                    what: "the name is used twice; every DC needs its own".into(),
+                    problem: InvalidDc::NameUsedTwice,
                 });
             }
             // Port 0 asks the OS for a free port (tests).
             if dc.listen.port() != 0 && !addrs.insert(dc.listen) {
                 return Err(TopologyError::Invalid {
                     dc: dc.name.clone(),
-                    what: format!(
-                        "{} is used twice; every DC needs its own address and port",
-                        dc.listen
-                    ),
+                    problem: InvalidDc::ListenUsedTwice(dc.listen),
                 });
             }
         }
@@ -455,26 +524,26 @@ fn code<T: From<u8>>(text: &str, names: &[(&str, u8)]) -> Option<T> {
 impl DcFile {
     fn resolve(self) -> Result<Vec<DcSpec>, TopologyError> {
         let name = self.name.clone();
-        let bad = |what: String| TopologyError::Invalid {
+        let bad = |problem: InvalidDc| TopologyError::Invalid {
             dc: name.clone(),
-            what,
+            problem,
         };
         let ip: IpAddr = self
             .address
             .parse()
-            .map_err(|_| bad(format!("address {:?} is not an IP address", self.address)))?;
+            .map_err(|_| bad(InvalidDc::Address(self.address.clone())))?;
         let kind = match self.kind.as_deref().unwrap_or("cdc") {
             "cdc" => DcType::Cdc,
             "ddc" => DcType::Ddc,
             "none" => DcType::None,
-            other => return Err(bad(format!("kind {other:?}: expected cdc, ddc or none"))),
+            other => return Err(bad(InvalidDc::Kind(other.to_owned()))),
         };
         let nqn = self
             .nqn
             .clone()
             .unwrap_or_else(|| nvmf_proto::WELL_KNOWN_DISCOVERY_NQN.to_owned());
         if nqn.is_empty() || nqn.len() > 223 {
-            return Err(bad(format!("nqn {nqn:?}: 1 to 223 bytes expected")));
+            return Err(bad(InvalidDc::Nqn(nqn)));
         }
         let faults = self.faults.resolve().map_err(bad)?;
         let mut entries = Vec::new();
@@ -482,10 +551,10 @@ impl DcFile {
             entries.extend(e.resolve().map_err(bad)?);
         }
         if self.replicas == 0 || u32::from(self.port) + u32::from(self.replicas) > 65536 {
-            return Err(bad(format!(
-                "replicas {} from port {}: 1.. and within port 65535",
-                self.replicas, self.port
-            )));
+            return Err(bad(InvalidDc::Replicas {
+                replicas: self.replicas,
+                port: self.port,
+            }));
         }
         let spec = DcSpec {
             name: self.name,
@@ -521,16 +590,9 @@ impl DcFile {
 }
 
 impl FaultsFile {
-    fn resolve(self) -> Result<Faults, String> {
-        let command = |n: &str| {
-            CommandName::parse(n).ok_or_else(|| {
-                let known: Vec<&str> = CommandName::ALL.iter().map(|(_, n)| *n).collect();
-                format!(
-                    "unknown command {n:?} in faults; known: {}",
-                    known.join(", ")
-                )
-            })
-        };
+    fn resolve(self) -> Result<Faults, InvalidDc> {
+        let command =
+            |n: &str| CommandName::parse(n).ok_or_else(|| InvalidDc::UnknownCommand(n.to_owned()));
         Ok(Faults {
             refuse_dim: self.refuse_dim.map(|f| {
                 let [sc, sct] = f.to_le_bytes();
@@ -545,7 +607,7 @@ impl FaultsFile {
                 .delay_ms
                 .iter()
                 .map(|(n, ms)| Ok((command(n)?, Duration::from_millis(*ms))))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, InvalidDc>>()?,
             genctr_churn: self.genctr_churn,
             numrec_too_large: self.numrec_too_large,
         })
@@ -553,68 +615,60 @@ impl FaultsFile {
 }
 
 impl EntryFile {
-    fn resolve(self) -> Result<Vec<EntrySpec>, String> {
+    fn resolve(self) -> Result<Vec<EntrySpec>, InvalidDc> {
+        let subtype_text = self.subtype.as_deref().unwrap_or("nvme");
         let subtype: SubType = code(
-            self.subtype.as_deref().unwrap_or("nvme"),
+            subtype_text,
             &[("referral", 1), ("nvme", 2), ("current", 3)],
         )
-        .ok_or("subtype: expected nvme, referral, current or a number")?;
+        .ok_or_else(|| InvalidDc::Subtype(subtype_text.to_owned()))?;
+        let trtype_text = self.trtype.as_deref().unwrap_or("tcp");
         let trtype: TrType = code(
-            self.trtype.as_deref().unwrap_or("tcp"),
+            trtype_text,
             &[("rdma", 1), ("fc", 2), ("tcp", 3), ("loop", 254)],
         )
-        .ok_or("trtype: expected tcp, rdma, fc, loop or a number")?;
+        .ok_or_else(|| InvalidDc::Trtype(trtype_text.to_owned()))?;
         let default_adrfam = if self.traddr.contains(':') {
             "ipv6"
         } else {
             "ipv4"
         };
+        let adrfam_text = self.adrfam.as_deref().unwrap_or(default_adrfam);
         let adrfam: AdrFam = code(
-            self.adrfam.as_deref().unwrap_or(default_adrfam),
+            adrfam_text,
             &[("ipv4", 1), ("ipv6", 2), ("ib", 3), ("fc", 4)],
         )
-        .ok_or("adrfam: expected ipv4, ipv6, ib, fc or a number")?;
+        .ok_or_else(|| InvalidDc::Adrfam(adrfam_text.to_owned()))?;
         let mut eflags = 0u16;
         for f in &self.eflags {
             eflags |= match f.as_str() {
                 "dupretinfo" => EFlags::DUPRETINFO,
                 "epcsd" => EFlags::EPCSD,
                 "ncc" => EFlags::NCC,
-                other => {
-                    return Err(format!(
-                        "eflags: {other:?}: expected dupretinfo, epcsd or ncc"
-                    ))
-                }
+                other => return Err(InvalidDc::Eflag(other.to_owned())),
             };
         }
         let sectype = match self.sectype.as_deref().unwrap_or("none") {
             "none" => SecType::None,
             "tls1.2" => SecType::Tls12,
             "tls1.3" => SecType::Tls13,
-            other => {
-                return Err(format!(
-                    "sectype {other:?}: expected none, tls1.2 or tls1.3"
-                ))
-            }
+            other => return Err(InvalidDc::Sectype(other.to_owned())),
         };
         let hostile = match self.hostile.as_deref() {
             None => None,
-            Some(h) => Some(Hostile::parse(h).ok_or_else(|| {
-                let known: Vec<&str> = Hostile::ALL.iter().map(|(_, n)| *n).collect();
-                format!("hostile {h:?}: expected one of {}", known.join(", "))
-            })?),
+            Some(h) => Some(Hostile::parse(h).ok_or_else(|| InvalidDc::Hostile(h.to_owned()))?),
         };
         let subnqn = match (&self.subnqn, subtype) {
             (Some(n), _) => n.clone(),
-            (None, SubType::Nvme) => return Err("an nvme entry needs a subnqn".into()),
+            (None, SubType::Nvme) => return Err(InvalidDc::MissingSubnqn),
             (None, _) => nvmf_proto::WELL_KNOWN_DISCOVERY_NQN.to_owned(),
         };
         let count = self.count.unwrap_or(1);
         if count == 0 || count > 100_000 {
-            return Err(format!("count {count}: 1 to 100000"));
+            return Err(InvalidDc::Count(count));
         }
         if count > 1 && !subnqn.contains("{n}") {
-            return Err("count > 1 needs {n} in subnqn, so the entries differ".into());
+            return Err(InvalidDc::CountWithoutN);
         }
         let hosts = self.hosts.map(|h| h.into_iter().collect::<BTreeSet<_>>());
         let mut out = Vec::new();
@@ -638,9 +692,10 @@ impl EntryFile {
                     Tsas::default()
                 },
             };
-            entry
-                .emit()
-                .map_err(|e| format!("entry {}: {e}", entry.subnqn))?;
+            entry.emit().map_err(|source| InvalidDc::Entry {
+                subnqn: entry.subnqn.clone(),
+                source,
+            })?;
             out.push(EntrySpec {
                 entry,
                 hosts: hosts.clone(),

@@ -147,7 +147,7 @@ impl<'a> Reader<'a> {
             ),
             Some(text) => match check.apply(text) {
                 Ok(v) => return Some(v),
-                Err(e) => e,
+                Err(e) => e.to_string(),
             },
         };
         self.warn(
@@ -268,8 +268,12 @@ impl<'a> Reader<'a> {
             let mut cid = self.cid_entry(value.line, "controller", text);
             let fields: Vec<(String, String)> =
                 cid.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            // Daemons type the overrides again from the cid
+            // (ControllerOverrides::from_cid, once per TID); the same checks
+            // here make every override left in the cid one they accept.
+            let mut overrides = ControllerOverrides::default();
             for (key, raw) in fields {
-                match check_override(&key, &raw) {
+                match overrides.set(&key, &raw) {
                     Some(Ok(normalised)) => {
                         cid.insert(key, normalised);
                     }

@@ -54,9 +54,24 @@ pub(crate) enum FileValue {
     Missing(String),
 }
 
+/// Why the file a `file://` value names could not be read; the
+/// [`ConfigError::Host`] and diagnostic messages quote it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HostFileError {
+    /// Not readable, or not a file to read (the reason says what to do).
+    #[error("cannot read {0}")]
+    Read(#[source] nvmf_kernel::files::FileError),
+    /// Its first line is not UTF-8.
+    #[error("cannot read {path}: not valid UTF-8 text")]
+    NotUtf8 {
+        /// The file.
+        path: String,
+    },
+}
+
 /// Resolves `file://` indirection: the first whitespace-separated token of
 /// the first line of the file (`None` when there is none).
-pub(crate) fn resolve(text: &str) -> Result<FileValue, String> {
+pub(crate) fn resolve(text: &str) -> Result<FileValue, HostFileError> {
     let Some(path) = text.strip_prefix("file://") else {
         return Ok(FileValue::Value(Some(text.to_owned())));
     };
@@ -71,13 +86,14 @@ pub(crate) fn resolve(text: &str) -> Result<FileValue, String> {
                 .split(|&b| b == b'\n' || b == b'\r')
                 .next()
                 .unwrap_or_default();
-            let first = std::str::from_utf8(first)
-                .map_err(|_| format!("cannot read {path}: not valid UTF-8 text"))?;
+            let first = std::str::from_utf8(first).map_err(|_| HostFileError::NotUtf8 {
+                path: path.to_owned(),
+            })?;
             Ok(FileValue::Value(
                 first.split_whitespace().next().map(str::to_owned),
             ))
         }
-        Err(e) => Err(format!("cannot read {e}")),
+        Err(e) => Err(HostFileError::Read(e)),
     }
 }
 
@@ -178,16 +194,16 @@ pub fn parse_sysconf(
             "internal error: no default".to_owned(),
         ));
     };
-    let read_id_err = |e: String| {
+    let read_id_err = |e: &dyn fmt::Display| {
         host_err(
             "id",
             id.line,
             format!("Error reading mandatory Host ID (see stasadm --help): {e}"),
         )
     };
-    let hostid = match resolve(&id.text).map_err(read_id_err)? {
+    let hostid = match resolve(&id.text).map_err(|e| read_id_err(&e))? {
         FileValue::Value(v) => v.unwrap_or_default(),
-        FileValue::Missing(e) => return Err(read_id_err(e)),
+        FileValue::Missing(e) => return Err(read_id_err(&e)),
     };
     if hostid.is_empty() {
         r.push(
@@ -206,40 +222,44 @@ pub fn parse_sysconf(
     // key: optional.
     let hostkey = match key {
         None => None,
-        Some(key) => match resolve(&key.text).map_err(|e| host_err("key", key.line, e))? {
-            FileValue::Value(v) => v.filter(|v| !v.is_empty()),
-            FileValue::Missing(e) => {
-                // The built-in default file is optional; a configured one is not.
-                if key.line.is_some() {
-                    r.push(
-                        Severity::Warning,
-                        key.line,
-                        "Host",
-                        Some("key"),
-                        format!("Error reading host key (will remain undefined): {e}"),
-                    );
+        Some(key) => {
+            match resolve(&key.text).map_err(|e| host_err("key", key.line, e.to_string()))? {
+                FileValue::Value(v) => v.filter(|v| !v.is_empty()),
+                FileValue::Missing(e) => {
+                    // The built-in default file is optional; a configured one is not.
+                    if key.line.is_some() {
+                        r.push(
+                            Severity::Warning,
+                            key.line,
+                            "Host",
+                            Some("key"),
+                            format!("Error reading host key (will remain undefined): {e}"),
+                        );
+                    }
+                    None
                 }
-                None
             }
-        },
+        }
     };
 
     // symname: optional.
     let symname = match symname {
         None => None,
-        Some(s) => match resolve(&s.text).map_err(|e| host_err("symname", s.line, e))? {
-            FileValue::Value(v) => v.filter(|v| !v.is_empty()),
-            FileValue::Missing(e) => {
-                r.push(
-                    Severity::Warning,
-                    s.line,
-                    "Host",
-                    Some("symname"),
-                    format!("Error reading host symbolic name (will remain undefined): {e}"),
-                );
-                None
+        Some(s) => {
+            match resolve(&s.text).map_err(|e| host_err("symname", s.line, e.to_string()))? {
+                FileValue::Value(v) => v.filter(|v| !v.is_empty()),
+                FileValue::Missing(e) => {
+                    r.push(
+                        Severity::Warning,
+                        s.line,
+                        "Host",
+                        Some("symname"),
+                        format!("Error reading host symbolic name (will remain undefined): {e}"),
+                    );
+                    None
+                }
             }
-        },
+        }
     };
 
     let conf = SysConf {

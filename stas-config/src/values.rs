@@ -166,10 +166,27 @@ pub(crate) struct Check<T> {
     pub(crate) conv: fn(&str) -> Result<T, &'static str>,
 }
 
+/// A value that failed its [`Check`]; displays as
+/// `"abc" is not an integer; expected ...`, the text diagnostics quote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} {problem}; expected {expected}")]
+pub(crate) struct InvalidValue {
+    /// The value as written.
+    pub(crate) value: String,
+    /// What is wrong with it, completing `"<value>" ...`.
+    pub(crate) problem: &'static str,
+    /// What is accepted.
+    pub(crate) expected: &'static str,
+}
+
 impl<T> Check<T> {
-    /// Converts, or explains why not (`"abc" is not an integer; expected ...`).
-    pub(crate) fn apply(&self, v: &str) -> Result<T, String> {
-        (self.conv)(v).map_err(|problem| format!("{v:?} {problem}; expected {}", self.expected))
+    /// Converts, or explains why not.
+    pub(crate) fn apply(&self, v: &str) -> Result<T, InvalidValue> {
+        (self.conv)(v).map_err(|problem| InvalidValue {
+            value: v.to_owned(),
+            problem,
+            expected: self.expected,
+        })
     }
 }
 
@@ -361,19 +378,72 @@ pub(crate) const PERSISTENCE: Check<Persistence> = Check {
     conv: conv_persistence,
 };
 
-/// The per-controller overrides of `[Global]` options: validated like the
-/// `[Global]` option and normalised (`None` when `key` is not one).
-pub(crate) fn check_override(key: &str, v: &str) -> Option<Result<String, String>> {
-    Some(match key {
-        "hdr-digest" | "data-digest" | "disable-sqflow" => BOOL.apply(v).map(|b| b.to_string()),
-        "kato" | "reconnect-delay" => SECONDS.apply(v).map(|n| n.to_string()),
-        "nr-io-queues" | "nr-write-queues" | "nr-poll-queues" => {
-            QUEUES.apply(v).map(|n| n.to_string())
+/// The per-controller overrides of `[Global]` options on a `controller=`
+/// line (§3.8, [`OVERRIDE_KEYS`]), typed; `None` where the line sets none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ControllerOverrides {
+    /// `hdr-digest`.
+    pub hdr_digest: Option<bool>,
+    /// `data-digest`.
+    pub data_digest: Option<bool>,
+    /// `disable-sqflow`.
+    pub disable_sqflow: Option<bool>,
+    /// `kato`, in seconds.
+    pub kato: Option<u32>,
+    /// `reconnect-delay`, in seconds.
+    pub reconnect_delay: Option<u32>,
+    /// `ctrl-loss-tmo`, in seconds (-1: retry forever).
+    pub ctrl_loss_tmo: Option<i32>,
+    /// `queue-size`.
+    pub queue_size: Option<u32>,
+    /// `nr-io-queues`.
+    pub nr_io_queues: Option<u32>,
+    /// `nr-write-queues`.
+    pub nr_write_queues: Option<u32>,
+    /// `nr-poll-queues`.
+    pub nr_poll_queues: Option<u32>,
+}
+
+impl ControllerOverrides {
+    /// The overrides among the fields of `cid`. The config reader has
+    /// dropped the invalid ones from the cids it makes (with a diagnostic),
+    /// so any still invalid here are skipped: the `[Global]` value applies.
+    pub fn from_cid(cid: &Cid) -> Self {
+        let mut overrides = Self::default();
+        for (key, value) in cid {
+            // Not an override key, or invalid: nothing to record.
+            let _ = overrides.set(key, value);
         }
-        "queue-size" => QUEUE_SIZE.apply(v).map(|n| n.to_string()),
-        "ctrl-loss-tmo" => CTRL_LOSS_TMO.apply(v).map(|n| n.to_string()),
-        _ => return None,
-    })
+        overrides
+    }
+
+    /// Checks `v` like the `[Global]` option `key` and records it; returns
+    /// the normalised text (`TRUE` → `true`), or why `v` is invalid; `None`
+    /// when `key` is not an override.
+    pub(crate) fn set(&mut self, key: &str, v: &str) -> Option<Result<String, InvalidValue>> {
+        fn keep<T: Copy + ToString>(
+            slot: &mut Option<T>,
+            checked: Result<T, InvalidValue>,
+        ) -> Result<String, InvalidValue> {
+            checked.map(|value| {
+                *slot = Some(value);
+                value.to_string()
+            })
+        }
+        Some(match key {
+            "hdr-digest" => keep(&mut self.hdr_digest, BOOL.apply(v)),
+            "data-digest" => keep(&mut self.data_digest, BOOL.apply(v)),
+            "disable-sqflow" => keep(&mut self.disable_sqflow, BOOL.apply(v)),
+            "kato" => keep(&mut self.kato, SECONDS.apply(v)),
+            "reconnect-delay" => keep(&mut self.reconnect_delay, SECONDS.apply(v)),
+            "ctrl-loss-tmo" => keep(&mut self.ctrl_loss_tmo, CTRL_LOSS_TMO.apply(v)),
+            "queue-size" => keep(&mut self.queue_size, QUEUE_SIZE.apply(v)),
+            "nr-io-queues" => keep(&mut self.nr_io_queues, QUEUES.apply(v)),
+            "nr-write-queues" => keep(&mut self.nr_write_queues, QUEUES.apply(v)),
+            "nr-poll-queues" => keep(&mut self.nr_poll_queues, QUEUES.apply(v)),
+            _ => return None,
+        })
+    }
 }
 
 /// `controller=` keys with a meaning (spec §3.8), besides the overrides.

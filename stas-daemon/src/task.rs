@@ -305,11 +305,6 @@ where
         .await
 }
 
-/// A per-controller override (`kato=…` on a `controller=` line), if set and valid.
-pub fn override_of<T: std::str::FromStr>(tid: &Tid, key: &str) -> Option<T> {
-    tid.cfg.get(key).and_then(|v| v.parse().ok())
-}
-
 /// The connect options both kinds of controller share (§5.4): the address
 /// and host side of `tid`, the host identity, and each option from the
 /// per-controller override else `[Global]`; queue options for I/O
@@ -337,21 +332,20 @@ pub fn connect_options(
     }
     o.hostnqn = Some(hostnqn.to_owned());
     o.hostid = Some(hostid.to_owned());
-    o.keep_alive_tmo = override_of(t, "kato").or(g.kato);
-    o.reconnect_delay = override_of(t, "reconnect-delay").or(g.reconnect_delay);
-    o.ctrl_loss_tmo = override_of(t, "ctrl-loss-tmo").or(g.ctrl_loss_tmo);
-    o.disable_sqflow = override_of(t, "disable-sqflow")
-        .or(g.disable_sqflow)
-        .unwrap_or(false);
+    let ov = &t.overrides;
+    o.keep_alive_tmo = ov.kato.or(g.kato);
+    o.reconnect_delay = ov.reconnect_delay.or(g.reconnect_delay);
+    o.ctrl_loss_tmo = ov.ctrl_loss_tmo.or(g.ctrl_loss_tmo);
+    o.disable_sqflow = ov.disable_sqflow.or(g.disable_sqflow).unwrap_or(false);
     if t.transport == "tcp" {
-        o.hdr_digest = override_of(t, "hdr-digest").unwrap_or(g.hdr_digest);
-        o.data_digest = override_of(t, "data-digest").unwrap_or(g.data_digest);
+        o.hdr_digest = ov.hdr_digest.unwrap_or(g.hdr_digest);
+        o.data_digest = ov.data_digest.unwrap_or(g.data_digest);
     }
     if kind == ControllerKind::Io {
-        o.queue_size = override_of(t, "queue-size").or(g.queue_size);
-        o.nr_io_queues = override_of(t, "nr-io-queues").or(g.nr_io_queues);
-        o.nr_write_queues = override_of(t, "nr-write-queues").or(g.nr_write_queues);
-        o.nr_poll_queues = override_of(t, "nr-poll-queues").or(g.nr_poll_queues);
+        o.queue_size = ov.queue_size.or(g.queue_size);
+        o.nr_io_queues = ov.nr_io_queues.or(g.nr_io_queues);
+        o.nr_write_queues = ov.nr_write_queues.or(g.nr_write_queues);
+        o.nr_poll_queues = ov.nr_poll_queues.or(g.nr_poll_queues);
     }
     o
 }

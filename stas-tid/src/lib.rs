@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use nvmf_proto::dlp::DiscoveryLogEntry;
 
-use stas_config::{Cid, IpFamily};
+use stas_config::{Cid, ControllerOverrides, IpFamily};
 
 /// Default trsvcid for tcp, discovery and I/O controllers alike (§4.2;
 /// upstream applies the discovery port to IOCs too, and so do we so that
@@ -72,6 +72,9 @@ pub struct Tid {
     pub host_nqn: String,
     /// Every other key of the cid, including `host-nqn` when it was given.
     pub cfg: Cid,
+    /// The `[Global]` overrides among `cfg`, typed once here rather than at
+    /// every connect.
+    pub overrides: ControllerOverrides,
 }
 
 impl Tid {
@@ -114,6 +117,7 @@ impl Tid {
             .filter(|(k, _)| !FIELD_KEYS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let overrides = ControllerOverrides::from_cid(&cfg);
         Tid {
             transport,
             traddr: get("traddr"),
@@ -123,6 +127,7 @@ impl Tid {
             host_iface,
             host_nqn,
             cfg,
+            overrides,
         }
     }
 
@@ -554,6 +559,7 @@ mod tests {
         assert_eq!(t.host_nqn, H);
         assert_eq!(t.cfg, cid(&[("kato", "30"), ("bogus", "x")]));
         assert_eq!(t.as_dict().get("bogus").map(String::as_str), Some("x"));
+        assert_eq!(t.overrides.kato, Some(30));
     }
 
     #[test]

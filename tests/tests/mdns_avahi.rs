@@ -29,19 +29,22 @@ use stas_tests::bus::{Bus, Running};
 /// True when the test should run; false (after saying so) when something
 /// it needs is missing and STAS_SKIP_LAB=1; panics otherwise.
 fn lab_available(test: &str) -> bool {
-    let missing = fixtures::netns::available().err().or_else(|| {
-        ["avahi-daemon", "dbus-daemon"].iter().find_map(|tool| {
-            match Command::new(tool)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-            {
-                Ok(_) => None,
-                Err(e) => Some(format!("{tool}: {e}")),
-            }
-        })
-    });
+    let missing = fixtures::netns::available()
+        .err()
+        .map(|e| e.to_string())
+        .or_else(|| {
+            ["avahi-daemon", "dbus-daemon"].iter().find_map(|tool| {
+                match Command::new(tool)
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                {
+                    Ok(_) => None,
+                    Err(e) => Some(format!("{tool}: {e}")),
+                }
+            })
+        });
     match missing {
         None => true,
         Some(e) if std::env::var("STAS_SKIP_LAB").as_deref() == Ok("1") => {

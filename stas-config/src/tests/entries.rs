@@ -134,6 +134,34 @@ fn invalid_overrides_are_dropped_so_global_applies() {
 }
 
 #[test]
+fn overrides_typed_from_the_normalised_cid() {
+    let (c, _) = stacd(
+        "[Controllers]\ncontroller=transport=tcp;traddr=1.1.1.1;nqn=nqn.x;kato=abc;hdr-digest=TRUE;\
+         queue-size=8;ctrl-loss-tmo=-1;nr-io-queues=+4;disable-sqflow=nope;reconnect-delay=7\n",
+    );
+    assert_eq!(
+        ControllerOverrides::from_cid(&c.controllers[0].cid),
+        ControllerOverrides {
+            hdr_digest: Some(true),
+            ctrl_loss_tmo: Some(-1),
+            nr_io_queues: Some(4),
+            reconnect_delay: Some(7),
+            ..ControllerOverrides::default()
+        }
+    );
+    // Every override key has a typed field.
+    for key in OVERRIDE_KEYS {
+        let value = if key.ends_with("digest") || key == "disable-sqflow" {
+            "false"
+        } else {
+            "16"
+        };
+        let one = ControllerOverrides::from_cid(&cid(&[(key, value)]));
+        assert_ne!(one, ControllerOverrides::default(), "{key}");
+    }
+}
+
+#[test]
 fn exclude_entries() {
     let (c, diags) = stafd(
         "[Controllers]\n\

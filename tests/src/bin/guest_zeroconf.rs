@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fixtures::mdns_responder::{Responder, ResponderConfig};
+use fixtures::mdns_responder::{Responder, ResponderConfig, ResponderError};
 use fixtures::nvmet::{Nvmet, PortAddr};
 use nvmf_kernel::sysfs::Sysfs;
 use nvmf_kernel::KernelPaths;
@@ -130,7 +130,7 @@ pub fn scenario(r: &mut Report) {
             "zeroconf-nothing-before-announcement",
             ensure(nothing.is_empty(), format!("{nothing:?}")).map(|()| String::new()),
         );
-        let responder = std::thread::spawn(|| -> Result<(), String> {
+        let responder = std::thread::spawn(|| -> Result<(), ResponderError> {
             let mut resp = Responder::open(ResponderConfig {
                 instance: "lab-dc".into(),
                 host: "lab-dc.local".into(),
