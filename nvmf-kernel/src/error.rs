@@ -313,6 +313,14 @@ pub enum KernelError {
         #[source]
         source: std::io::Error,
     },
+    /// A socket could not be bound to a network interface (SO_BINDTODEVICE).
+    #[error("cannot bind a socket to interface {interface}: {errno}{}", bind_advice(*.errno))]
+    BindToDevice {
+        /// The interface.
+        interface: String,
+        /// The errno.
+        errno: Errno,
+    },
     /// A netlink/uevent socket operation failed.
     #[error("uevent socket: {op}: {errno}")]
     Netlink {
@@ -321,6 +329,15 @@ pub enum KernelError {
         /// The errno.
         errno: Errno,
     },
+}
+
+/// What to do about a failed SO_BINDTODEVICE.
+fn bind_advice(errno: Errno) -> &'static str {
+    match errno {
+        Errno::ENODEV => " (no such interface: it may have gone away)",
+        Errno::EPERM => " (needs CAP_NET_RAW on kernels before 5.7)",
+        _ => "",
+    }
 }
 
 impl KernelError {

@@ -734,10 +734,10 @@ mod tests {
         let e = build_option_string(&o, &SupportedOptions::parse(LIST_61)).unwrap_err();
         assert!(e.to_string().contains("comma"), "{e}");
         o.traddr = None;
-        assert!(build_option_string(&o, &SupportedOptions::parse(LIST_61)).is_err());
+        build_option_string(&o, &SupportedOptions::parse(LIST_61)).unwrap_err();
         let long =
             ConnectOptions::new(ControllerKind::Io, "tcp", &"n".repeat(223), Some("1.1.1.1"));
-        assert!(build_option_string(&long, &SupportedOptions::parse(LIST_61)).is_err());
+        build_option_string(&long, &SupportedOptions::parse(LIST_61)).unwrap_err();
     }
 
     #[test]

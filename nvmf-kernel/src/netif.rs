@@ -2,10 +2,13 @@
 //! first address of a family is the interface's primary one). Used to match
 //! existing connections by host_traddr/host_iface (nvme-stas-behaviour §8.7).
 
+use std::ffi::OsString;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::{if_nametoindex, InterfaceFlags};
+use nix::sys::socket::{setsockopt, sockopt};
 
 use crate::KernelError;
 
@@ -82,9 +85,31 @@ pub fn interfaces() -> Result<Vec<InterfaceAddrs>, KernelError> {
     Ok(out)
 }
 
+/// Binds `socket` to `interface` (SO_BINDTODEVICE): its packets leave
+/// through that interface whatever the routes say, as the reachability
+/// probe of an mDNS-announced controller needs (nvme-stas-behaviour §10.5).
+pub fn bind_to_device(socket: &impl AsFd, interface: &str) -> Result<(), KernelError> {
+    setsockopt(socket, sockopt::BindToDevice, &OsString::from(interface)).map_err(|errno| {
+        KernelError::BindToDevice {
+            interface: interface.to_owned(),
+            errno,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binds_to_an_interface_and_names_a_missing_one() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        if crate::host::is_root() {
+            bind_to_device(&socket, "lo").unwrap();
+        }
+        let e = bind_to_device(&socket, "stas-no-such0").unwrap_err();
+        assert!(e.to_string().contains("interface stas-no-such0"), "{e}");
+    }
 
     #[test]
     fn loopback_is_listed_with_its_address() {

@@ -436,7 +436,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(e.env.len(), 2);
-        assert!(e.aen().unwrap().is_err());
+        e.aen().unwrap().unwrap_err();
     }
 
     #[test]

@@ -175,13 +175,13 @@ mod tests {
         let e = AenEvent::from_dword(0xff70_f0fa);
         assert_eq!(e.event_type, AenType::Notice);
         assert_eq!(e.info, 0xf0);
-        assert!(AenEvent {
+        AenEvent {
             event_type: AenType::Other(9),
             info: 0,
-            lid: 0
+            lid: 0,
         }
         .to_dword()
-        .is_err());
+        .unwrap_err();
         for t in 0..8u8 {
             assert_eq!(u8::from(AenType::from(t)), t);
         }

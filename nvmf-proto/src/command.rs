@@ -375,7 +375,7 @@ mod tests {
             }
         );
         assert_eq!(sqe.emit(), raw);
-        assert!(Sqe::parse(&raw[..63]).is_err());
+        Sqe::parse(&raw[..63]).unwrap_err();
         // Bytes past the SQE are not looked at.
         let mut longer = raw.to_vec();
         longer.push(0xff);
@@ -393,7 +393,7 @@ mod tests {
         assert_eq!(raw, [8, 7, 6, 5, 4, 3, 2, 1, 0, 4, 0, 0, 0, 0, 0, 0x01]);
         raw[12] = 0xee;
         assert_eq!(Sgl::parse(&raw).unwrap().length, 1024);
-        assert!(Sgl::parse(&raw[..15]).is_err());
+        Sgl::parse(&raw[..15]).unwrap_err();
     }
 
     #[test]
@@ -446,7 +446,7 @@ mod tests {
             }
         );
         assert_eq!(cqe.emit(), raw);
-        assert!(Cqe::parse(&raw[..15]).is_err());
+        Cqe::parse(&raw[..15]).unwrap_err();
         assert_eq!(Cqe::new(7, SUCCESS).emit()[12..16], [7, 0, 0, 0]);
     }
 

@@ -661,22 +661,22 @@ mod tests {
         // TDL beyond the buffer.
         let mut b = good.clone();
         b[0..4].copy_from_slice(&9999u32.to_le_bytes());
-        assert!(DimData::parse(&b).is_err());
+        DimData::parse(&b).unwrap_err();
         // TDL smaller than the header.
         let mut b = good.clone();
         b[0..4].copy_from_slice(&16u32.to_le_bytes());
-        assert!(DimData::parse(&b).is_err());
+        DimData::parse(&b).unwrap_err();
         // NUMENT promising more entries than TDL holds.
         let mut b = good.clone();
         b[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(DimData::parse(&b).is_err());
+        DimData::parse(&b).unwrap_err();
         // TEL not a multiple of four, and TEL running past TDL.
         let mut b = good.clone();
         b[2048..2052].copy_from_slice(&1033u32.to_le_bytes());
-        assert!(DimData::parse(&b).is_err());
+        DimData::parse(&b).unwrap_err();
         let mut b = good.clone();
         b[2048..2052].copy_from_slice(&4096u32.to_le_bytes());
-        assert!(DimData::parse(&b).is_err());
+        DimData::parse(&b).unwrap_err();
         // Host ID attribute with a wrong length.
         let mut b = good.clone();
         b[1024 + 1034..1024 + 1036].copy_from_slice(&[8, 0]);
@@ -692,11 +692,11 @@ mod tests {
         // Attribute count beyond TEL.
         let mut b = good;
         b[1024 + 1028..1024 + 1030].copy_from_slice(&[9, 0]);
-        assert!(DimData::parse(&b).is_err());
+        DimData::parse(&b).unwrap_err();
         // Unknown entry format with entries.
         let mut b = reg(None).emit().unwrap();
         b[16] = 7;
-        assert!(DimData::parse(&b).is_err());
+        DimData::parse(&b).unwrap_err();
     }
 
     #[test]
@@ -725,7 +725,7 @@ mod tests {
             }],
             ..d
         };
-        assert!(bad.emit().is_err());
+        bad.emit().unwrap_err();
     }
 
     #[test]
@@ -750,7 +750,7 @@ mod tests {
             symname: None,
         });
         assert_eq!(d.ever.len(), 64);
-        assert!(d.emit().is_ok());
+        d.emit().unwrap();
     }
 
     #[test]

@@ -467,8 +467,8 @@ mod tests {
             }
         );
         assert_eq!(h.emit(), b);
-        assert!(DiscoveryLogHeader::parse(&b[..19]).is_err());
-        assert!(DiscoveryLogHeader::parse(&b[..20]).is_ok());
+        DiscoveryLogHeader::parse(&b[..19]).unwrap_err();
+        DiscoveryLogHeader::parse(&b[..20]).unwrap();
     }
 
     #[test]
@@ -599,7 +599,7 @@ mod tests {
             })
         ));
         e.trsvcid = "1".repeat(32);
-        assert!(e.emit().is_ok());
+        e.emit().unwrap();
     }
 
     #[test]
@@ -609,7 +609,7 @@ mod tests {
         assert_eq!(raw.len(), 3 * 1024);
         let page = DiscoveryLogPage::parse(&raw).unwrap();
         assert!(!page.is_truncated());
-        assert!(page.check_complete().is_ok());
+        page.check_complete().unwrap();
         assert_eq!(page.valid_entries().cloned().collect::<Vec<_>>(), entries);
 
         let short = DiscoveryLogPage::parse(&raw[..2 * 1024 + 1000]).unwrap();

@@ -409,7 +409,7 @@ pub(crate) mod tests {
 
         assert_eq!(property_len(0).unwrap(), 4);
         assert_eq!(property_len(0xf9).unwrap(), 8);
-        assert!(property_len(2).is_err());
+        property_len(2).unwrap_err();
     }
 
     #[test]
@@ -465,7 +465,7 @@ pub(crate) mod tests {
         raw[512..512 + HOSTNQN.len()].copy_from_slice(HOSTNQN.as_bytes());
         assert_eq!(connect_data().emit().unwrap(), raw);
         assert_eq!(ConnectData::parse(&raw).unwrap(), connect_data());
-        assert!(ConnectData::parse(&raw[..1023]).is_err());
+        ConnectData::parse(&raw[..1023]).unwrap_err();
     }
 
     #[test]

@@ -271,7 +271,7 @@ mod tests {
             }
         );
         assert_eq!(f.preferred_lsp(), LSP_PLEO);
-        assert!(SupportedLogPages::parse(&raw[..1020]).is_err());
+        SupportedLogPages::parse(&raw[..1020]).unwrap_err();
     }
 
     #[test]
@@ -319,16 +319,16 @@ mod tests {
             len: 4096,
             ..Default::default()
         };
-        assert!(GetLogPage { len: 0, ..base }.cdws().is_err());
-        assert!(GetLogPage { len: 6, ..base }.cdws().is_err());
-        assert!(GetLogPage { offset: 2, ..base }.cdws().is_err());
-        assert!(GetLogPage { lsp: 0x80, ..base }.cdws().is_err());
-        assert!(GetLogPage {
+        GetLogPage { len: 0, ..base }.cdws().unwrap_err();
+        GetLogPage { len: 6, ..base }.cdws().unwrap_err();
+        GetLogPage { offset: 2, ..base }.cdws().unwrap_err();
+        GetLogPage { lsp: 0x80, ..base }.cdws().unwrap_err();
+        GetLogPage {
             uuid_index: 0x80,
             ..base
         }
         .cdws()
-        .is_err());
+        .unwrap_err();
     }
 
     #[test]

@@ -269,14 +269,14 @@ mod tests {
     #[test]
     fn utf8_nqn_accepted_but_not_in_ascii_field() {
         let raw = field("nqn.2014-08.org.example:ünï".as_bytes(), 64);
-        assert!(decode_text(&raw, "subnqn", Charset::Utf8).is_ok());
-        assert!(decode_text(&raw, "traddr", Charset::Ascii).is_err());
+        decode_text(&raw, "subnqn", Charset::Utf8).unwrap();
+        decode_text(&raw, "traddr", Charset::Ascii).unwrap_err();
     }
 
     #[test]
     fn invalid_utf8_is_an_error() {
         let raw = field(b"nqn\xc3", 16);
-        assert!(decode_text(&raw, "subnqn", Charset::Utf8).is_err());
+        decode_text(&raw, "subnqn", Charset::Utf8).unwrap_err();
     }
 
     #[test]
@@ -299,9 +299,9 @@ mod tests {
     #[test]
     fn reads_past_end_are_errors() {
         let b = [1u8, 2, 3];
-        assert!(u32_at(&b, 0, "x").is_err());
+        u32_at(&b, 0, "x").unwrap_err();
         assert_eq!(u16_at(&b, 1, "x").unwrap(), 0x0302);
-        assert!(slice(&b, usize::MAX, 2, "x").is_err());
-        assert!(u8_at(&b, 3, "x").is_err());
+        slice(&b, usize::MAX, 2, "x").unwrap_err();
+        u8_at(&b, 3, "x").unwrap_err();
     }
 }

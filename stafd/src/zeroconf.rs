@@ -48,6 +48,23 @@ pub struct ProbeRequest {
     pub port: u16,
 }
 
+/// Why a reachability probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// No TCP socket could be made.
+    #[error("Unable to verify connectivity: {0}")]
+    Socket(#[source] std::io::Error),
+    /// The socket could not be bound to the interface the service was heard on.
+    #[error(transparent)]
+    Bind(#[from] nvmf_kernel::KernelError),
+    /// The connect failed (refused, unreachable, ...).
+    #[error(transparent)]
+    Connect(std::io::Error),
+    /// The connect got no answer within the time given.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Reach {
     /// A probe is in flight (`attempt` failures so far).
@@ -190,7 +207,7 @@ impl Zeroconf {
         &mut self,
         key: &ServiceKey,
         tid: &Tid,
-        outcome: Result<(), String>,
+        outcome: Result<(), ProbeError>,
         now: Instant,
     ) -> bool {
         let Some(i) = self
@@ -321,7 +338,7 @@ impl Zeroconf {
 
 /// A TCP connect to `req` bound to the interface the service was heard on
 /// (§10.5; even with ignore-iface), within [`PROBE_TIMEOUT`].
-async fn probe(req: &ProbeRequest) -> Result<(), String> {
+async fn probe(req: &ProbeRequest) -> Result<(), ProbeError> {
     let target = match req.addr {
         IpAddr::V4(a) => SocketAddr::from((a, req.port)),
         // IPv4-mapped addresses are probed as IPv4.
@@ -334,14 +351,12 @@ async fn probe(req: &ProbeRequest) -> Result<(), String> {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
     }
-    .map_err(|e| format!("Unable to verify connectivity: {e}"))?;
-    socket
-        .bind_device(Some(req.key.interface.as_bytes()))
-        .map_err(|e| format!("cannot bind to {}: {e}", req.key.interface))?;
+    .map_err(ProbeError::Socket)?;
+    nvmf_kernel::netif::bind_to_device(&socket, &req.key.interface)?;
     match tokio::time::timeout(PROBE_TIMEOUT, socket.connect(target)).await {
         Ok(Ok(_stream)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(ProbeError::Connect(e)),
+        Err(_) => Err(ProbeError::Timeout(PROBE_TIMEOUT)),
     }
 }
 
@@ -497,7 +512,8 @@ mod tests {
             .remove(0);
         let mut delays = Vec::new();
         for _ in 0..8 {
-            z.on_probe(&p.key, &p.tid, Err("refused".into()), now);
+            let refused = ProbeError::Connect(std::io::ErrorKind::ConnectionRefused.into());
+            z.on_probe(&p.key, &p.tid, Err(refused), now);
             let next = z.next_deadline().unwrap();
             delays.push((next - now).as_secs());
             assert!(z.due(next - Duration::from_millis(1)).is_empty());

@@ -25,6 +25,17 @@ pub const TCP_DEFAULT_TRSVCID: &str = "8009";
 /// Default trsvcid for rdma.
 pub const RDMA_DEFAULT_TRSVCID: &str = "4420";
 
+/// The trsvcid a transport uses when none is given (§4.2): tcp
+/// [`TCP_DEFAULT_TRSVCID`], rdma [`RDMA_DEFAULT_TRSVCID`]; other
+/// transports have no service id.
+pub fn default_trsvcid(transport: &str) -> Option<&'static str> {
+    match transport {
+        "tcp" => Some(TCP_DEFAULT_TRSVCID),
+        "rdma" => Some(RDMA_DEFAULT_TRSVCID),
+        _ => None,
+    }
+}
+
 /// The keys that are TID fields rather than `cfg` entries (`host-nqn` is a
 /// field too but upstream also keeps it in `cfg`).
 const FIELD_KEYS: [&str; 6] = [
@@ -95,12 +106,11 @@ impl Tid {
         let get = |k: &str| cid.get(k).cloned().unwrap_or_default();
         let transport = get("transport");
         let given = get("trsvcid");
-        let trsvcid = match transport.as_str() {
-            "tcp" if given.is_empty() => TCP_DEFAULT_TRSVCID.to_owned(),
-            "rdma" if given.is_empty() => RDMA_DEFAULT_TRSVCID.to_owned(),
-            "tcp" | "rdma" => given,
-            // fc, loop and unknown transports have no service id (§4.2).
-            _ => String::new(),
+        // fc, loop and unknown transports have no service id (§4.2).
+        let trsvcid = match default_trsvcid(&transport) {
+            Some(default) if given.is_empty() => default.to_owned(),
+            Some(_) => given,
+            None => String::new(),
         };
         let host_iface = if ctx.ignore_iface {
             String::new()
@@ -374,6 +384,25 @@ pub(crate) fn fold(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,
+    }
+}
+
+/// Whether two addresses name the same endpoint exactly: equal as IPs
+/// (IPv6 canonical and case-insensitive) with equal `%scope` suffixes (an
+/// unscoped address differs from a scoped one, and IPv4-mapped IPv6
+/// differs from IPv4); text that is not an IP is compared as text.
+///
+/// Stricter than [`ip_equal`]: this is how `stasadm discover` decides a
+/// live connection is the one asked for on its command line.
+pub fn same_address(a: &str, b: &str) -> bool {
+    let split = |s: &str| -> (String, String) {
+        let (addr, scope) = s.split_once('%').unwrap_or((s, ""));
+        (addr.to_owned(), scope.to_owned())
+    };
+    let ((a_ip, a_scope), (b_ip, b_scope)) = (split(a), split(b));
+    match (a_ip.parse::<IpAddr>(), b_ip.parse::<IpAddr>()) {
+        (Ok(x), Ok(y)) => x == y && a_scope == b_scope,
+        _ => a == b,
     }
 }
 
@@ -846,6 +875,20 @@ mod tests {
     }
 
     // §17.5
+    #[test]
+    fn same_address_is_exact_about_scopes_and_mapping() {
+        assert!(same_address("fd00::1", "fd00:0:0::1"));
+        assert!(same_address("FE80::1%eth0", "fe80::1%eth0"));
+        assert!(!same_address("fe80::1%eth0", "fe80::1"));
+        assert!(!same_address("fe80::1%eth0", "fe80::1%eth1"));
+        assert!(!same_address("::ffff:1.2.3.4", "1.2.3.4"));
+        assert!(same_address("nn-0x1:pn-0x2", "nn-0x1:pn-0x2"));
+        assert!(!same_address("nn-0x1:pn-0x2", "NN-0X1:PN-0X2"));
+        assert_eq!(default_trsvcid("tcp"), Some(TCP_DEFAULT_TRSVCID));
+        assert_eq!(default_trsvcid("rdma"), Some(RDMA_DEFAULT_TRSVCID));
+        assert_eq!(default_trsvcid("fc"), None);
+    }
+
     #[test]
     fn ip_helper_vectors() {
         assert!(!ip_equal(None, Some("1.1.1.1")));

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 
-use crate::{fold, ip_equal, parse_scoped_ip, Tid, TidContext};
+use crate::{fold, ip_equal, parse_scoped_ip, same_address, Tid, TidContext};
 use stas_config::Cid;
 
 /// One network interface and its addresses, in kernel order.
@@ -167,8 +167,7 @@ pub fn matches(existing: &ExistingController, tid: &Tid, ifaces: &InterfaceTable
     if tid.transport != e.transport || tid.trsvcid != e.trsvcid || tid.host_nqn != e.host_nqn {
         return false;
     }
-    // A TP8013 DC may report a unique NQN for the well-known one.
-    if tid.subsysnqn != WELL_KNOWN_DISCOVERY_NQN && tid.subsysnqn != e.subsysnqn {
+    if !subsysnqn_serves(&tid.subsysnqn, Some(&e.subsysnqn)) {
         return false;
     }
     let ip_transport = matches!(tid.transport.as_str(), "tcp" | "rdma");
@@ -190,6 +189,14 @@ pub fn matches(existing: &ExistingController, tid: &Tid, ifaces: &InterfaceTable
         }
         _ => true,
     }
+}
+
+/// Whether a controller reporting subsystem NQN `reported` (`None`: sysfs
+/// has none) serves a request for `wanted` (§8.4 step 2): the same NQN, or
+/// any when the well-known discovery NQN is wanted, because a TP8013 DC
+/// may report its unique NQN for the well-known one.
+pub fn subsysnqn_serves(wanted: &str, reported: Option<&str>) -> bool {
+    wanted == WELL_KNOWN_DISCOVERY_NQN || reported == Some(wanted)
 }
 
 /// The tcp host-parameter rules of §8.4 step 4.
@@ -300,6 +307,70 @@ pub fn existing(c: &nvmf_kernel::sysfs::ControllerInfo) -> ExistingController {
         is_dc: c.is_discovery(),
         is_ioc: !c.is_discovery(),
     }
+}
+
+/// A discovery controller named on a command line (`stasadm discover`).
+///
+/// Looser than a [`Tid`]: the port, host address, host interface and host
+/// NQN may be left out (`None`), and one left out matches any value. A
+/// missing port means the transport's default ([`crate::default_trsvcid`]);
+/// a transport without one (fc, loop) then matches any port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DcRequest<'a> {
+    /// Transport.
+    pub transport: &'a str,
+    /// Address.
+    pub traddr: &'a str,
+    /// Port.
+    pub trsvcid: Option<&'a str>,
+    /// Subsystem NQN (the well-known discovery NQN matches any).
+    pub subsysnqn: &'a str,
+    /// Local address: matched against the one given at connect or the
+    /// actual source address the kernel reports.
+    pub host_traddr: Option<&'a str>,
+    /// Local interface: matched against the one given at connect.
+    pub host_iface: Option<&'a str>,
+    /// Host NQN.
+    pub host_nqn: Option<&'a str>,
+}
+
+impl DcRequest<'_> {
+    /// Whether `c`, a live discovery controller or not, is this one.
+    ///
+    /// Addresses compare with [`crate::same_address`]: a command line names
+    /// one endpoint, so unlike [`matches`] a scoped address does not match
+    /// an unscoped one, and no interface table is consulted.
+    pub fn is_served_by(&self, c: &nvmf_kernel::sysfs::ControllerInfo) -> bool {
+        let addr = c.address.clone().unwrap_or_default();
+        let trsvcid = self
+            .trsvcid
+            .or_else(|| crate::default_trsvcid(self.transport));
+        let same = |have: Option<&str>, want: &str| have.is_some_and(|h| same_address(h, want));
+        c.is_discovery()
+            && c.is_live()
+            && c.transport.as_deref() == Some(self.transport)
+            && same(addr.traddr.as_deref(), self.traddr)
+            && (trsvcid.is_none() || addr.trsvcid.as_deref() == trsvcid)
+            && subsysnqn_serves(self.subsysnqn, c.subsysnqn.as_deref())
+            && self
+                .host_iface
+                .is_none_or(|i| addr.host_iface.as_deref() == Some(i))
+            && self.host_traddr.is_none_or(|h| {
+                same(addr.host_traddr.as_deref(), h) || same(addr.src_addr.as_deref(), h)
+            })
+            && self
+                .host_nqn
+                .is_none_or(|h| c.hostnqn.as_deref() == Some(h))
+    }
+}
+
+/// The first live discovery controller that is the one `wanted` names
+/// (see [`DcRequest::is_served_by`]).
+pub fn find_live_dc<'a>(
+    controllers: &'a [nvmf_kernel::sysfs::ControllerInfo],
+    wanted: &DcRequest<'_>,
+) -> Option<&'a nvmf_kernel::sysfs::ControllerInfo> {
+    controllers.iter().find(|c| wanted.is_served_by(c))
 }
 
 #[cfg(test)]

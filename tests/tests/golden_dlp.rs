@@ -24,7 +24,7 @@ fn empty_page() {
     assert_eq!(p.header.genctr, 1);
     assert_eq!(p.header.numrec, 0);
     assert!(p.entries.is_empty());
-    assert!(p.check_complete().is_ok());
+    p.check_complete().unwrap();
 }
 
 #[test]

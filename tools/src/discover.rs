@@ -2,14 +2,12 @@
 //! connection to it), read its log page, and disconnect unless asked to keep
 //! it or the connection was already there.
 
-use std::net::IpAddr;
-
 use nvmf_kernel::admin::{read_discovery_log, DiscoveryLog, DiscoveryLogLimits, NvmeDevice};
 use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, Fabrics};
 use nvmf_kernel::host::HostIdentity;
 use nvmf_kernel::sysfs::{ControllerInfo, Sysfs};
 use nvmf_kernel::{KernelError, KernelPaths};
-use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
+use stas_tid::matching::{find_live_dc, DcRequest};
 
 /// The discovery controller asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,54 +32,27 @@ pub struct Target {
 
 /// The discovery port a transport uses when none is given.
 pub fn default_discovery_trsvcid(transport: &str) -> Option<&'static str> {
-    match transport {
-        "tcp" => Some("8009"),
-        "rdma" => Some("4420"),
-        _ => None,
-    }
+    stas_tid::default_trsvcid(transport)
 }
 
-fn same_addr(a: &str, b: &str) -> bool {
-    // IPv6 scope ids are part of the identity of a link-local address.
-    let split = |s: &str| -> (String, String) {
-        let (addr, scope) = s.split_once('%').unwrap_or((s, ""));
-        (addr.to_owned(), scope.to_owned())
-    };
-    let ((aa, ascope), (ba, bscope)) = (split(a), split(b));
-    match (aa.parse::<IpAddr>(), ba.parse::<IpAddr>()) {
-        (Ok(x), Ok(y)) => x == y && ascope == bscope,
-        _ => a == b,
+impl Target {
+    /// The target as the shared matching rules take it.
+    fn request(&self) -> DcRequest<'_> {
+        DcRequest {
+            transport: &self.transport,
+            traddr: &self.traddr,
+            trsvcid: self.trsvcid.as_deref(),
+            subsysnqn: &self.nqn,
+            host_traddr: self.host_traddr.as_deref(),
+            host_iface: self.host_iface.as_deref(),
+            host_nqn: self.hostnqn.as_deref(),
+        }
     }
 }
 
 /// Finds a live discovery controller connection that serves `t`.
 pub fn find_existing<'a>(ctrls: &'a [ControllerInfo], t: &Target) -> Option<&'a ControllerInfo> {
-    let trsvcid = t
-        .trsvcid
-        .as_deref()
-        .or(default_discovery_trsvcid(&t.transport));
-    ctrls.iter().find(|c| {
-        let addr = c.address.clone().unwrap_or_default();
-        c.is_discovery()
-            && c.is_live()
-            && c.transport.as_deref() == Some(t.transport.as_str())
-            && addr
-                .traddr
-                .as_deref()
-                .is_some_and(|a| same_addr(a, &t.traddr))
-            && (trsvcid.is_none() || addr.trsvcid.as_deref() == trsvcid)
-            && (t.nqn == WELL_KNOWN_DISCOVERY_NQN || c.subsysnqn.as_deref() == Some(t.nqn.as_str()))
-            && t.host_iface
-                .as_ref()
-                .is_none_or(|i| addr.host_iface.as_ref() == Some(i))
-            && t.host_traddr.as_ref().is_none_or(|h| {
-                addr.host_traddr.as_deref().is_some_and(|x| same_addr(x, h))
-                    || addr.src_addr.as_deref().is_some_and(|x| same_addr(x, h))
-            })
-            && t.hostnqn
-                .as_ref()
-                .is_none_or(|h| c.hostnqn.as_ref() == Some(h))
-    })
+    find_live_dc(ctrls, &t.request())
 }
 
 /// What a discovery run did.
@@ -170,6 +141,7 @@ mod tests {
     use super::*;
     use nvmf_kernel::sysfs::ControllerAddress;
     use nvmf_proto::types::CntrlType;
+    use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 
     fn dc(name: &str, address: &str) -> ControllerInfo {
         ControllerInfo {

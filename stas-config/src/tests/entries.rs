@@ -449,8 +449,8 @@ fn vector_sysconf_fatal_cases() {
         ok
     );
     // Explicitly empty or bare.
-    assert!(sysconf("[Host]\nnqn=\n", &etc).is_err());
-    assert!(sysconf("[Host]\nnqn\n", &etc).is_err());
+    sysconf("[Host]\nnqn=\n", &etc).unwrap_err();
+    sysconf("[Host]\nnqn\n", &etc).unwrap_err();
 }
 
 #[test]

@@ -161,6 +161,6 @@ mod tests {
                 PathBuf::from("/lib64/ld-linux-x86-64.so.2")
             ]
         );
-        assert!(parse_ldd("\tlibfoo.so.1 => not found\n").is_err());
+        parse_ldd("\tlibfoo.so.1 => not found\n").unwrap_err();
     }
 }

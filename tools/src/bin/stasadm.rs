@@ -13,9 +13,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use nvmf_kernel::host::HostIdentity;
 use nvmf_kernel::KernelPaths;
 use tools::cli::stasadm::{BrowseArgs, Cli, Command, DiscoverArgs};
 use tools::discover::{self, Target};
+use tools::hostid::IdentityError;
 use tools::output::{dlp_json, dlp_table, report_page_problems, Spelling, EXIT_PARTIAL};
 
 fn browse(a: &BrowseArgs) -> ExitCode {
@@ -133,10 +135,10 @@ fn discover(a: &DiscoverArgs) -> ExitCode {
 fn identity(
     conf: &std::path::Path,
     key: &str,
-    value: Result<String, String>,
+    value: Result<String, IdentityError>,
     file: Option<&std::path::Path>,
 ) -> ExitCode {
-    let saved = value.and_then(|v| tools::hostid::save(conf, key, &v, file));
+    let saved = value.and_then(|v| Ok(tools::hostid::save(conf, key, &v, file)?));
     match saved {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -153,7 +155,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let conf = cli.conf_file.as_path();
-    let sources = tools::hostid::Sources::default();
+    let host = HostIdentity::new(&KernelPaths::default());
     match cli.command {
         None => {
             use clap::CommandFactory;
@@ -163,20 +165,12 @@ fn main() -> ExitCode {
         Some(Command::Discover(a)) => discover(&a),
         Some(Command::Browse(a)) => browse(&a),
         Some(Command::Hostnqn { file }) => {
-            let nqn = tools::hostid::host_nqn(&sources, nvmf_kernel::host::is_root()).map_err(
-                |e| match e {
-                    tools::hostid::NqnError::NotRoot => {
-                        "Permission denied. Root privileges required.".to_owned()
-                    }
-                    tools::hostid::NqnError::Io(e) => e,
-                },
-            );
-            identity(conf, "nqn", nqn, file.as_deref())
+            let nqn = host.generate_hostnqn(nvmf_kernel::host::is_root());
+            identity(conf, "nqn", nqn.map_err(Into::into), file.as_deref())
         }
         Some(Command::Hostid { file }) => {
-            let id = tools::hostid::random_uuid(&sources)
-                .map_err(|e| format!("cannot read /dev/urandom: {e}"));
-            identity(conf, "id", id, file.as_deref())
+            let id = host.random_hostid();
+            identity(conf, "id", id.map_err(Into::into), file.as_deref())
         }
         Some(Command::SetSymname { symname, file }) => {
             identity(conf, "symname", Ok(symname), file.as_deref())

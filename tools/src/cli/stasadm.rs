@@ -139,11 +139,19 @@ impl From<BrowseBackend> for stas_mdns::backend::MdnsBackend {
     }
 }
 
-fn parse_seconds(s: &str) -> Result<f64, String> {
+/// A `browse --timeout` that is not a number of seconds in (0, 86400].
+#[derive(Debug, thiserror::Error)]
+#[error("{given:?} is not a number of seconds between 0 and 86400")]
+pub struct SecondsError {
+    /// What was given.
+    pub given: String,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, SecondsError> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
-        _ => Err(format!(
-            "{s:?} is not a number of seconds between 0 and 86400"
-        )),
+        _ => Err(SecondsError {
+            given: s.to_owned(),
+        }),
     }
 }

@@ -6,7 +6,7 @@ use std::net::Ipv6Addr;
 #[test]
 fn whole_table_errors() {
     let good = fixture().emit().unwrap();
-    assert!(Nbft::parse(&good).is_ok());
+    Nbft::parse(&good).unwrap();
 
     assert!(matches!(
         Nbft::parse(&[]),
@@ -21,7 +21,7 @@ fn whole_table_errors() {
         Err(ProtoError::TooShort { .. })
     ));
     let garbage: Vec<u8> = [0xca, 0xfe, 0xba, 0xbe].repeat(64);
-    assert!(Nbft::parse(&garbage).is_err());
+    Nbft::parse(&garbage).unwrap_err();
 
     let mut b = good.clone();
     b[0] = b'X';
@@ -168,10 +168,10 @@ fn host_descriptor_rules() {
     ));
     let mut b = good.clone();
     b[HOST_OFF] = 3;
-    assert!(reparse(&mut b).is_err());
+    reparse(&mut b).unwrap_err();
     let mut b = good.clone();
     b[HOST_OFF + 1] &= !1;
-    assert!(reparse(&mut b).is_err());
+    reparse(&mut b).unwrap_err();
     // Non-printable NQN.
     let mut b = good.clone();
     let nqn = rd32(&b, HOST_OFF + 18);
