@@ -3,26 +3,51 @@
 //! runtime directory so a restart (upgrade, crash) neither disconnects nor
 //! forgets (nvme-stas-behaviour §6.8).
 //!
-//! Format: an 8-byte magic, a format version, the name of the daemon that
-//! wrote it, the payload length and an FNV-1a checksum, then the payload in
-//! bincode 2.0 (this module is the only user of bincode). Writes are atomic
-//! (a new temporary file under a random name that no planted link can
-//! redirect, fsync, rename) with mode 0600, and only into a directory no
-//! one else may write; reading refuses links, FIFOs, oversized files and
-//! files others own or may write. A file that is missing is
-//! "nothing known"; one that is corrupt, truncated, from another daemon or
-//! another format version is an error the caller reports and ignores.
+//! Format: a header, then the payload in bincode 2.0 (standard
+//! configuration: variable-length integers; this module is the only user
+//! of bincode). The header, all integers little-endian:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 8 | magic `STASLKC\0` |
+//! | 4 | format version ([`FORMAT_VERSION`]) |
+//! | 1 + n | length and name of the daemon that wrote it (`stafd`, `stacd`) |
+//! | 8 | payload length |
+//! | 8 | FNV-1a 64 checksum of the payload |
+//!
+//! The payload of version 2 is a [`LastKnownConfig`]: per controller its
+//! TID dict, origin, cached discovery log page and last kernel device. The
+//! log page is a byte string of 1024-byte discovery log page entry records
+//! exactly as a discovery controller sends them (without the page header),
+//! emitted and parsed by `nvmf_proto::dlp` ([`WireLogPage`]). Version 1 kept
+//! each entry as nvme-stas's DLPE string dict instead; [`LkcFile::load_config`]
+//! still reads it (once, after an upgrade) and converts it, and the next save
+//! writes version 2.
+//!
+//! Writes are atomic (a new temporary file under a random name that no
+//! planted link can redirect, fsync, rename) with mode 0600, and only into
+//! a directory no one else may write; reading refuses links, FIFOs,
+//! oversized files and files others own or may write. A file that is
+//! missing is "nothing known"; one that is corrupt, truncated, from another
+//! daemon or another format version is an error the caller reports and
+//! ignores.
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 pub use bincode::{Decode, Encode};
+pub use record::{ControllerRecord, LastKnownConfig, WireLogPage};
+
+mod record;
+mod v1;
 
 /// First bytes of every last-known-configuration file.
 pub const MAGIC: &[u8; 8] = b"STASLKC\0";
-/// The payload format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The payload format this build writes (and reads).
+pub const FORMAT_VERSION: u32 = 2;
+/// The older payload format [`LkcFile::load_config`] still reads.
+pub const FORMAT_VERSION_1: u32 = 1;
 /// File name inside the runtime directory.
 pub const FILE_NAME: &str = "last-known-config.bin";
 /// Largest payload accepted when reading (a corrupt length must not size an allocation).
@@ -58,26 +83,6 @@ pub enum LkcError {
         /// What is wrong.
         reason: String,
     },
-}
-
-/// A controller as remembered: its TID dict form, origin and (stafd) log pages.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-pub struct ControllerRecord {
-    /// The TID's dict form (`transport`, `traddr`, ..., config overrides).
-    pub tid: Vec<(String, String)>,
-    /// stafd: `configured`, `discovered` or `referral`.
-    pub origin: Option<String>,
-    /// stafd: the cached discovery log entries, each as a DLPE dict.
-    pub log_pages: Vec<Vec<(String, String)>>,
-    /// The kernel device last bound (`nvme3`), a hint for adoption.
-    pub device: Option<String>,
-}
-
-/// What a daemon remembers.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode)]
-pub struct LastKnownConfig {
-    /// The controllers.
-    pub controllers: Vec<ControllerRecord>,
 }
 
 /// The file of one daemon.
@@ -128,13 +133,20 @@ impl LkcFile {
         }
     }
 
-    /// Writes `value` atomically: a temporary file beside the target, fsync,
-    /// rename over the target, fsync of the directory.
+    /// Writes `value` in format version [`FORMAT_VERSION`] atomically: a
+    /// temporary file beside the target, fsync, rename over the target,
+    /// fsync of the directory.
     pub fn save<T: Encode>(&self, value: &T) -> Result<(), LkcError> {
         let payload = bincode::encode_to_vec(value, config()).map_err(|e| LkcError::Corrupt {
             path: self.path.clone(),
             reason: format!("cannot encode: {e}"),
         })?;
+        let data = self.frame(FORMAT_VERSION, &payload)?;
+        nvmf_kernel::files::write_private(&self.path, &data).map_err(|e| self.file(e))
+    }
+
+    /// The header for `payload` in format `version`, then the payload.
+    fn frame(&self, version: u32, payload: &[u8]) -> Result<Vec<u8>, LkcError> {
         let name = self.daemon.as_bytes();
         let name_len = u8::try_from(name.len()).map_err(|_| LkcError::Foreign {
             path: self.path.clone(),
@@ -142,7 +154,7 @@ impl LkcFile {
         })?;
         let mut data = Vec::with_capacity(payload.len().saturating_add(64));
         data.extend_from_slice(MAGIC);
-        data.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        data.extend_from_slice(&version.to_le_bytes());
         data.push(name_len);
         data.extend_from_slice(name);
         data.extend_from_slice(
@@ -150,10 +162,9 @@ impl LkcFile {
                 .unwrap_or(u64::MAX)
                 .to_le_bytes(),
         );
-        data.extend_from_slice(&fnv1a(&payload).to_le_bytes());
-        data.extend_from_slice(&payload);
-
-        nvmf_kernel::files::write_private(&self.path, &data).map_err(|e| self.file(e))
+        data.extend_from_slice(&fnv1a(payload).to_le_bytes());
+        data.extend_from_slice(payload);
+        Ok(data)
     }
 
     /// Removes the temporary files of writes a crash interrupted; how many.
@@ -161,11 +172,53 @@ impl LkcFile {
         nvmf_kernel::files::remove_stale_temps(&self.path)
     }
 
-    /// Reads the file. `Ok(None)` when it does not exist. Refused unless it
-    /// is a regular file (not a link, not a FIFO) of bounded size, owned by
-    /// this daemon's user and writable by nobody else: it may hold secrets
-    /// and decides what gets connected.
+    /// Reads a file in format version [`FORMAT_VERSION`] holding a `T`.
+    /// `Ok(None)` when it does not exist. The daemons' own file is read with
+    /// [`Self::load_config`], which also reads older versions.
     pub fn load<T: Decode<()>>(&self) -> Result<Option<T>, LkcError> {
+        let Some(frame) = self.read_frame(&[FORMAT_VERSION])? else {
+            return Ok(None);
+        };
+        self.decode(frame.payload()).map(Some)
+    }
+
+    /// Reads the daemon's last-known configuration, in format version 2, or
+    /// 1 (each DLPE dict converted to its wire record, a dict that does not
+    /// describe an entry dropped). `Ok(None)` when the file does not exist.
+    pub fn load_config(&self) -> Result<Option<LastKnownConfig>, LkcError> {
+        let Some(frame) = self.read_frame(&[FORMAT_VERSION, FORMAT_VERSION_1])? else {
+            return Ok(None);
+        };
+        if frame.version == FORMAT_VERSION_1 {
+            let old: v1::LastKnownConfigV1 = self.decode(frame.payload())?;
+            log::info!(
+                "Read {} in format version {FORMAT_VERSION_1}; the next save writes version {FORMAT_VERSION}",
+                self.path.display()
+            );
+            return Ok(Some(old.into()));
+        }
+        self.decode(frame.payload()).map(Some)
+    }
+
+    fn decode<T: Decode<()>>(&self, payload: &[u8]) -> Result<T, LkcError> {
+        let corrupt = |reason: String| LkcError::Corrupt {
+            path: self.path.clone(),
+            reason,
+        };
+        let (value, used) = bincode::decode_from_slice(payload, config())
+            .map_err(|e| corrupt(format!("cannot decode: {e}")))?;
+        if used != payload.len() {
+            return Err(corrupt("trailing bytes after the payload".into()));
+        }
+        Ok(value)
+    }
+
+    /// Reads the file and checks its header (one of the `readable` format
+    /// versions, this daemon's name, length, checksum). `Ok(None)` when it
+    /// does not exist. Refused unless it is a regular file (not a link, not
+    /// a FIFO) of bounded size, owned by this daemon's user and writable by
+    /// nobody else: it may hold secrets and decides what gets connected.
+    fn read_frame(&self, readable: &[u32]) -> Result<Option<Frame>, LkcError> {
         let max = MAX_PAYLOAD as u64 + 1024;
         let read = nvmf_kernel::files::read_private(&self.path, max);
         let Some(data) = read.map_err(|e| self.file(e))? else {
@@ -189,9 +242,11 @@ impl LkcFile {
             .and_then(|b| b.try_into().ok())
             .map(u32::from_le_bytes)
             .ok_or_else(|| corrupt("truncated header"))?;
-        if version != FORMAT_VERSION {
+        if !readable.contains(&version) {
+            let known: Vec<String> = readable.iter().map(u32::to_string).collect();
             return Err(foreign(format!(
-                "format version {version}, this build reads {FORMAT_VERSION}"
+                "format version {version}, this build reads {}",
+                known.join(" and ")
             )));
         }
         let name_len = usize::from(*data.get(12).ok_or_else(|| corrupt("truncated header"))?);
@@ -224,150 +279,29 @@ impl LkcFile {
         if fnv1a(payload) != sum {
             return Err(corrupt("checksum mismatch"));
         }
-        let (value, used) = bincode::decode_from_slice(payload, config())
-            .map_err(|e| corrupt(&format!("cannot decode: {e}")))?;
-        if used != payload.len() {
-            return Err(corrupt("trailing bytes after the payload"));
-        }
-        Ok(Some(value))
+        Ok(Some(Frame {
+            version,
+            data,
+            start,
+        }))
+    }
+}
+
+/// A file whose header checked out.
+struct Frame {
+    /// Its format version.
+    version: u32,
+    /// The whole file.
+    data: Vec<u8>,
+    /// Where the payload starts.
+    start: usize,
+}
+
+impl Frame {
+    fn payload(&self) -> &[u8] {
+        self.data.get(self.start..).unwrap_or_default()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("stas-lkc-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn sample() -> LastKnownConfig {
-        LastKnownConfig {
-            controllers: vec![ControllerRecord {
-                tid: vec![
-                    ("transport".into(), "tcp".into()),
-                    ("traddr".into(), "10.0.0.1".into()),
-                ],
-                origin: Some("configured".into()),
-                log_pages: vec![vec![
-                    ("subtype".into(), "nvme".into()),
-                    ("traddr".into(), "10.0.0.2".into()),
-                ]],
-                device: Some("nvme0".into()),
-            }],
-        }
-    }
-
-    #[test]
-    fn round_trip_with_mode_0600() {
-        let d = dir("rt");
-        let f = LkcFile::new(d.join(FILE_NAME), "stafd");
-        assert_eq!(
-            f.load::<LastKnownConfig>().unwrap(),
-            None,
-            "missing is nothing known"
-        );
-        f.save(&sample()).unwrap();
-        assert_eq!(f.load::<LastKnownConfig>().unwrap(), Some(sample()));
-        let mode = std::fs::metadata(f.path()).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        f.save(&LastKnownConfig::default()).unwrap();
-        assert_eq!(
-            f.load::<LastKnownConfig>().unwrap(),
-            Some(LastKnownConfig::default())
-        );
-        let leftovers: Vec<_> = std::fs::read_dir(&d)
-            .unwrap()
-            .filter_map(Result::ok)
-            .collect();
-        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
-        std::fs::remove_dir_all(&d).ok();
-    }
-
-    #[test]
-    fn corrupt_truncated_and_foreign_files_are_reported() {
-        let d = dir("bad");
-        let path = d.join(FILE_NAME);
-        let f = LkcFile::new(&path, "stafd");
-        f.save(&sample()).unwrap();
-        let good = std::fs::read(&path).unwrap();
-
-        for cut in [0usize, 5, 12, 20, good.len() - 1] {
-            std::fs::write(&path, &good[..cut]).unwrap();
-            let e = f.load::<LastKnownConfig>().unwrap_err();
-            assert!(
-                matches!(e, LkcError::Corrupt { .. } | LkcError::Foreign { .. }),
-                "cut {cut}: {e}"
-            );
-        }
-        let mut flipped = good.clone();
-        *flipped.last_mut().unwrap() ^= 0xff;
-        std::fs::write(&path, &flipped).unwrap();
-        assert!(f
-            .load::<LastKnownConfig>()
-            .unwrap_err()
-            .to_string()
-            .contains("checksum"));
-
-        std::fs::write(&path, b"\x80\x04\x95pickle").unwrap();
-        assert!(f
-            .load::<LastKnownConfig>()
-            .unwrap_err()
-            .to_string()
-            .contains("pickle"));
-
-        std::fs::write(&path, &good).unwrap();
-        let e = LkcFile::new(&path, "stacd")
-            .load::<LastKnownConfig>()
-            .unwrap_err();
-        assert!(e.to_string().contains("written by stafd, not stacd"), "{e}");
-
-        let mut newer = good;
-        newer[8] = 9;
-        std::fs::write(&path, &newer).unwrap();
-        assert!(f
-            .load::<LastKnownConfig>()
-            .unwrap_err()
-            .to_string()
-            .contains("format version 9"));
-        std::fs::remove_dir_all(&d).ok();
-    }
-
-    #[test]
-    fn missing_directory_is_an_io_error_naming_the_file() {
-        let f = LkcFile::new("/nonexistent-stas-dir/x.bin", "stafd");
-        let e = f.save(&sample()).unwrap_err();
-        assert!(e.to_string().contains("/nonexistent-stas-dir/x.bin"), "{e}");
-    }
-
-    #[test]
-    fn default_path_follows_runtime_directory() {
-        assert_eq!(
-            LkcFile::default_path("stafd", None),
-            PathBuf::from("/run/stafd/last-known-config.bin")
-        );
-        assert_eq!(
-            LkcFile::default_path("stafd", Some("/run/stafd:/run/other")),
-            PathBuf::from("/run/stafd/last-known-config.bin")
-        );
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-            let d = std::env::temp_dir().join(format!("stas-lkc-prop-{}", std::process::id()));
-            std::fs::create_dir_all(&d).unwrap();
-            let path = d.join("x.bin");
-            let mut with_header = MAGIC.to_vec();
-            with_header.extend_from_slice(&data);
-            for bytes in [&data, &with_header] {
-                std::fs::write(&path, bytes).unwrap();
-                let _ = LkcFile::new(&path, "stafd").load::<LastKnownConfig>();
-            }
-        }
-    }
-}
+mod tests;
