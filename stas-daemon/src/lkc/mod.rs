@@ -75,6 +75,19 @@ pub enum LkcError {
         #[source]
         source: nvmf_kernel::files::FileError,
     },
+    /// What there is to save is larger than a load accepts; the file is
+    /// left as it was.
+    #[error(
+        "last known config {}: {size} bytes to save, more than the {MAX_PAYLOAD} a restart \
+         would read; not saved (fewer discovery controllers or log entries fit)",
+        path.display()
+    )]
+    TooBig {
+        /// The file.
+        path: PathBuf,
+        /// The payload size.
+        size: usize,
+    },
     /// The file is damaged.
     #[error("last known config {}: corrupt ({reason}); ignoring it", path.display())]
     Corrupt {
@@ -141,6 +154,14 @@ impl LkcFile {
             path: self.path.clone(),
             reason: format!("cannot encode: {e}"),
         })?;
+        // Log entries are 1 KiB each on disk: refuse to write what the next
+        // start would refuse to read.
+        if payload.len() > MAX_PAYLOAD {
+            return Err(LkcError::TooBig {
+                path: self.path.clone(),
+                size: payload.len(),
+            });
+        }
         let data = self.frame(FORMAT_VERSION, &payload)?;
         nvmf_kernel::files::write_private(&self.path, &data).map_err(|e| self.file(e))
     }

@@ -328,3 +328,19 @@ fn a_log_page_of_partial_records_is_corrupt() {
     assert!(e.to_string().contains("not a whole number"), "{e}");
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn what_a_load_would_refuse_is_not_saved() {
+    let d = dir("big");
+    let f = LkcFile::new(d.join(FILE_NAME), "stafd");
+    f.save(&sample()).unwrap();
+    let e = f.save(&vec![0u8; MAX_PAYLOAD]).unwrap_err();
+    assert!(matches!(e, LkcError::TooBig { .. }), "{e}");
+    assert!(e.to_string().contains("not saved"), "{e}");
+    assert_eq!(
+        f.load_config().unwrap(),
+        Some(sample()),
+        "the old file stays"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
