@@ -25,12 +25,13 @@
 //! writes version 2.
 //!
 //! Writes are atomic (a new temporary file under a random name that no
-//! planted link can redirect, fsync, rename) with mode 0600, and only into
-//! a directory no one else may write; reading refuses links, FIFOs,
-//! oversized files and files others own or may write. A file that is
-//! missing is "nothing known"; one that is corrupt, truncated, from another
-//! daemon or another format version is an error the caller reports and
-//! ignores.
+//! planted link can redirect, fsync, rename) with mode 0600, only into a
+//! directory no one else may write, and never larger than a read accepts
+//! ([`MAX_PAYLOAD`]); reading refuses links, FIFOs, oversized files and
+//! files others own or may write. A file that is missing is "nothing
+//! known"; one that is corrupt, truncated, from another daemon or in a
+//! format version this build does not read is an error the caller reports
+//! and ignores.
 
 use std::path::{Path, PathBuf};
 
