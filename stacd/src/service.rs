@@ -24,7 +24,7 @@ use stas_config::Cid;
 use stas_config::{DisconnectScope, StacdConfig};
 use stas_daemon::inventory::{Inventory, Role};
 use stas_daemon::kernel::{resolve_configured, FabricKernel};
-use stas_daemon::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
+use stas_daemon::lkc::{ControllerRecord, LastKnownConfig, LkcFile, WireLogPage};
 use stas_daemon::task::{ConnectGate, Devices, Draining, Fabric};
 use stas_tid::matching::tid_of_existing;
 use stas_tid::{filter_addresses, remove_excluded, Tid, TidContext};
@@ -258,7 +258,7 @@ impl Service {
                 file.path().display()
             );
         }
-        let lkc = match file.load::<LastKnownConfig>() {
+        let lkc = match file.load_config() {
             Ok(Some(l)) => l,
             Ok(None) => return,
             Err(e) => {
@@ -323,7 +323,7 @@ impl Service {
                 ControllerRecord {
                     tid: s.tid.as_dict().into_iter().collect(),
                     origin: Some(s.source.as_str().to_owned()),
-                    log_pages: Vec::new(),
+                    log_pages: WireLogPage::default(),
                     device: s.device,
                 }
             })

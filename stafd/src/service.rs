@@ -22,7 +22,7 @@ use stas_config::Cid;
 use stas_config::{Persistent, StafdConfig};
 use stas_daemon::inventory::Inventory;
 use stas_daemon::kernel::{resolve_configured, FabricKernel};
-use stas_daemon::lkc::{ControllerRecord, LastKnownConfig, LkcFile};
+use stas_daemon::lkc::{ControllerRecord, LastKnownConfig, LkcFile, WireLogPage};
 use stas_daemon::task::{ConnectGate, Devices, Draining, Fabric};
 use stas_tid::{filter_addresses, remove_excluded, Tid, TidContext};
 use tokio::sync::{mpsc, watch};
@@ -31,6 +31,11 @@ use crate::dc::{
     lock, Command, DcCommander, DcContext, DcHandle, DcStatus, HostInfo, Notice, Origin, Stage,
 };
 use crate::kernel::Kernel;
+
+// The tests of the last-known-configuration saving, beside this file.
+#[cfg(test)]
+#[path = "lkc_tests.rs"]
+mod lkc_tests;
 
 /// How often discovered DCs that mDNS no longer reports are looked at
 /// (whether they are connected is not signalled to the service).
@@ -118,6 +123,14 @@ struct Entry {
     handle: DcHandle,
 }
 
+/// A DC's log page as encoded for the last-known configuration.
+#[derive(Debug)]
+struct EncodedPage {
+    /// Which page: the DC task and its log page read count.
+    version: (u64, u64),
+    page: WireLogPage,
+}
+
 /// Counters for tests and debug output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -125,6 +138,11 @@ pub struct Stats {
     pub reconciliations: u64,
     /// Full resyncs after lost uevents.
     pub resyncs: u64,
+    /// Last-known-configuration snapshots taken (one per save).
+    pub lkc_snapshots: u64,
+    /// Log entries those snapshots encoded: only those of pages read since
+    /// the snapshot before.
+    pub lkc_entries_encoded: u64,
 }
 
 /// The shared, read-only view the D-Bus layer uses.
@@ -148,6 +166,8 @@ pub struct Service {
         watch::Sender<Option<LastKnownConfig>>,
         tokio::task::JoinHandle<()>,
     )>,
+    /// Each DC's log page as the last snapshot encoded it.
+    lkc_pages: BTreeMap<Tid, EncodedPage>,
     view: View,
     /// Discovery controllers from the boot firmware, read once (§13.1).
     nbft: Option<Vec<Cid>>,
@@ -228,6 +248,7 @@ impl Service {
             signals,
             lkc_tx: None,
             lkc,
+            lkc_pages: BTreeMap::new(),
             view: view.clone(),
             nbft: None,
             zeroconf: BTreeSet::new(),
@@ -273,7 +294,7 @@ impl Service {
                 file.path().display()
             );
         }
-        let lkc = match file.load::<LastKnownConfig>() {
+        let lkc = match file.load_config() {
             Ok(Some(l)) => l,
             Ok(None) => return,
             Err(e) => {
@@ -285,11 +306,10 @@ impl Service {
         for rec in lkc.controllers {
             let cid: Cid = rec.tid.into_iter().collect();
             let tid = Tid::from_cid(&cid, &ctx);
-            let pages = rec
-                .log_pages
-                .iter()
-                .filter_map(|d| stas_daemon::dlpe::from_dict(d))
-                .collect();
+            let (pages, bad) = rec.log_pages.entries();
+            for e in bad {
+                log::warn!("{tid} - cached {e}; dropped");
+            }
             let origin = rec.origin.as_deref().and_then(Origin::parse);
             self.spawn(tid, origin, Some(pages));
         }
@@ -301,20 +321,39 @@ impl Service {
         self.publish_view();
     }
 
-    fn lkc_snapshot(&self) -> LastKnownConfig {
-        let controllers = self
-            .dcs
-            .values()
-            .map(|e| {
-                let s = e.handle.snapshot();
-                ControllerRecord {
-                    tid: s.tid.as_dict().into_iter().collect(),
-                    origin: s.origin.map(|o| o.as_str().to_owned()),
-                    log_pages: s.log_pages.iter().map(stas_daemon::dlpe::to_dict).collect(),
-                    device: s.device.clone(),
+    /// What to save. A DC's log page is encoded only when it was read
+    /// since the last snapshot (a save follows every event; re-encoding
+    /// every DC's page each time would cost O(all pages) per event); the
+    /// others share the bytes encoded before.
+    fn lkc_snapshot(&mut self) -> LastKnownConfig {
+        let mut before = std::mem::take(&mut self.lkc_pages);
+        let mut controllers = Vec::with_capacity(self.dcs.len());
+        for (tid, e) in &self.dcs {
+            let s = lock(&e.handle.status);
+            // A DC task replaces its page only with `fetches` bumped, under
+            // the same lock; a new task for the TID starts afresh.
+            let version = (e.handle.id, s.fetches);
+            let page = match before.remove(tid) {
+                Some(p) if p.version == version => p.page,
+                _ => {
+                    let page = WireLogPage::encode(&s.log_pages);
+                    self.stats.lkc_entries_encoded = self
+                        .stats
+                        .lkc_entries_encoded
+                        .saturating_add(u64::try_from(page.len()).unwrap_or(u64::MAX));
+                    page
                 }
-            })
-            .collect();
+            };
+            controllers.push(ControllerRecord {
+                tid: s.tid.as_dict().into_iter().collect(),
+                origin: s.origin.map(|o| o.as_str().to_owned()),
+                log_pages: page.clone(),
+                device: s.device.clone(),
+            });
+            self.lkc_pages
+                .insert(tid.clone(), EncodedPage { version, page });
+        }
+        self.stats.lkc_snapshots = self.stats.lkc_snapshots.saturating_add(1);
         LastKnownConfig { controllers }
     }
 

@@ -1,5 +1,5 @@
-//! Discovery log entries in the nvme-stas DLPE dict form (D-Bus, the
-//! last-known configuration) and back.
+//! Discovery log entries in the nvme-stas DLPE dict form (D-Bus, and
+//! version-1 last-known-configuration files) and back.
 
 use nvmf_proto::dlp::{DiscoveryLogEntry, Tsas};
 use nvmf_proto::types::{
@@ -23,8 +23,9 @@ fn code<T: From<u8>>(text: &str, names: &[(&str, u8)]) -> Option<T> {
         .map(T::from)
 }
 
-/// Rebuilds an entry from its DLPE dict (as saved in the last-known
-/// configuration). None if a field does not parse.
+/// Rebuilds an entry from its DLPE dict (as stafd sends it on D-Bus, or as
+/// a version-1 last-known configuration saved it). None if a field does
+/// not parse.
 pub fn from_dict(d: &[(String, String)]) -> Option<DiscoveryLogEntry> {
     let get = |k: &str| d.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let trtype: TrType = code(
