@@ -14,6 +14,8 @@ mod epcsd_tests;
 mod interop;
 mod kernel;
 #[cfg(test)]
+mod lkc_tests;
+#[cfg(test)]
 mod log_page_tests;
 mod service;
 mod sim;

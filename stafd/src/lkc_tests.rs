@@ -9,7 +9,7 @@ use nvmf_proto::dlp::DiscoveryLogEntry;
 use stas_daemon::lkc::{LkcFile, FORMAT_VERSION};
 
 use crate::dc::Origin;
-use crate::sim::{populated, SimKernel};
+use crate::sim::{populated, DcSim as _, SimKernel};
 use crate::tests::{config, settle, start_with, until, ONE_DC};
 
 fn dir(tag: &str) -> std::path::PathBuf {
@@ -33,7 +33,7 @@ async fn a_save_encodes_only_the_log_pages_read_since_the_last() {
     let (sim, cfg) = populated(DCS);
     let h = start_with(sim.clone(), Arc::new(cfg), Some(lkc.clone()));
     let traddrs: Vec<String> = (0..DCS)
-        .map(|i| stas_daemon::sim_host_address(10, 0, i))
+        .map(|i| stas_daemon::sim::host_address(10, 0, i))
         .collect();
     for t in &traddrs {
         h.steady(t).await;

@@ -32,11 +32,6 @@ use crate::dc::{
 };
 use crate::kernel::Kernel;
 
-// The tests of the last-known-configuration saving, beside this file.
-#[cfg(test)]
-#[path = "lkc_tests.rs"]
-mod lkc_tests;
-
 /// How often discovered DCs that mDNS no longer reports are looked at
 /// (whether they are connected is not signalled to the service).
 pub const LOST_RECHECK: Duration = Duration::from_secs(1);
