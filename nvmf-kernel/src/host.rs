@@ -1,5 +1,5 @@
 //! Host identity: `/etc/nvme/hostnqn` and `/etc/nvme/hostid`, and how
-//! libnvme generates them (kernel-interface §1.9).
+//! libnvme generates them (docs/kernel-interface.md §1.9).
 
 use std::io::Read;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! The host's network interfaces and their addresses, in kernel order (the
 //! first address of a family is the interface's primary one). Used to match
-//! existing connections by host_traddr/host_iface (nvme-stas-behaviour §8.7).
+//! existing connections by host_traddr/host_iface (docs/behaviour.md §8.7).
 
 use std::net::IpAddr;
 

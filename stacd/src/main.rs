@@ -4,7 +4,7 @@
 //! stafd's discovery log pages list, keeps them connected, and disconnects
 //! them when they are no longer wanted, as the disconnect-scope says. A
 //! drop-in for nvme-stas's stacd: same /etc/stas files, D-Bus API and
-//! behaviour (see the spec in shared/spec/nvme-stas-behaviour.md §7).
+//! behaviour (see docs/behaviour.md §7).
 
 mod dbus;
 #[cfg(test)]

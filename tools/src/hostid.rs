@@ -1,5 +1,5 @@
 //! `stasadm hostnqn|hostid|set-symname|clear-symname`: host identity for
-//! sys.conf, with nvme-stas's rules and file effects (nvme-stas-behaviour
+//! sys.conf, with nvme-stas's rules and file effects (docs/behaviour.md
 //! §12.5).
 
 use std::io::Read;

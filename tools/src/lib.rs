@@ -1,4 +1,7 @@
 //! Shared code of the stas command-line tools.
+//!
+//! Bare § numbers in this crate's comments refer to docs/behaviour.md; other
+//! documents are named where they are cited.
 
 pub mod browse;
 pub mod cli;
