@@ -16,8 +16,8 @@
 //! fake tree in tests. Calls that reach the kernel block (a connect for
 //! seconds); the daemons call them off their event loop.
 //!
-//! Bare § numbers in this crate's comments refer to docs/kernel-interface.md; other
-//! documents are named where they are cited.
+//! Bare § numbers refer to docs/kernel-interface.md;
+//! other documents are named where they are cited.
 #![deny(clippy::indexing_slicing)]
 
 pub mod admin;

@@ -20,8 +20,8 @@
 //! | [`fabrics`] | fabrics commands (Connect and its data, Property Get/Set, Disconnect) |
 //! | [`types`] | the shared numeric codes and their display strings |
 //!
-//! Bare § numbers in this crate's comments refer to docs/behaviour.md; other
-//! documents are named where they are cited.
+//! Bare § numbers refer to docs/behaviour.md and docs/upstream.md;
+//! other documents are named where they are cited.
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
 

@@ -2,7 +2,7 @@
 //! generated man page and shell completions). The daemon itself is the
 //! binary (src/main.rs).
 //!
-//! Bare § numbers in this crate's comments refer to docs/behaviour.md; other
-//! documents are named where they are cited.
+//! Bare § numbers refer to docs/behaviour.md and docs/upstream.md;
+//! other documents are named where they are cited.
 
 pub mod cli;

@@ -9,7 +9,7 @@
 //! reported and ignored, invalid values are reported and replaced by the
 //! daemon default, as upstream does. A missing file means all defaults.
 //!
-//! Deliberate differences from upstream (docs/behaviour.md §18.2):
+//! Deliberate differences from upstream (docs/upstream.md §18.2):
 //!
 //! * A key without `=` is an invalid value (default + diagnostic), not a
 //!   crash; a bare `controller`/`exclude` line is ignored with a diagnostic.
@@ -28,8 +28,8 @@
 //!   inline `#` text is still part of the value, fields that do not split
 //!   into exactly `key=value` are still dropped.
 //!
-//! Bare § numbers in this crate's comments refer to docs/behaviour.md; other
-//! documents are named where they are cited.
+//! Bare § numbers refer to docs/behaviour.md and docs/upstream.md;
+//! other documents are named where they are cited.
 
 mod error;
 pub mod ini;

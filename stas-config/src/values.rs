@@ -271,7 +271,7 @@ pub(crate) fn conv_mdns_backend(v: &str) -> Result<MdnsBackend, &'static str> {
 
 pub(crate) fn conv_ncc(v: &str) -> Result<u32, &'static str> {
     let n = py_int(v).ok_or("is not an integer")?;
-    // Deliberate fix (docs/behaviour.md §18.2 #16): upstream accepts negatives, which
+    // Deliberate fix (docs/upstream.md §18.2 #16): upstream accepts negatives, which
     // make stacd give up after the first failure; they are invalid here.
     if n < 0 {
         return Err("is negative");

@@ -33,8 +33,8 @@
 //! §11 (the socket only sees link-local multicast, and unicast replies to
 //! port 5353).
 //!
-//! Bare § numbers in this crate's comments refer to sections of RFC 6762; other
-//! documents are named where they are cited.
+//! Bare § numbers refer to sections of RFC 6762;
+//! other documents are named where they are cited.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;

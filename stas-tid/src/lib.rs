@@ -6,8 +6,8 @@
 //! sysfs matching (IPv6 canonical form, IPv4-mapped folding, the well-known
 //! NQN wildcard) live in [`crate::matching`], not here.
 //!
-//! Bare § numbers in this crate's comments refer to docs/behaviour.md; other
-//! documents are named where they are cited.
+//! Bare § numbers refer to docs/behaviour.md and docs/upstream.md;
+//! other documents are named where they are cited.
 
 pub mod matching;
 pub mod nbft;
