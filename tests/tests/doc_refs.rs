@@ -137,7 +137,11 @@ fn references(line: &str) -> Vec<Reference> {
         let item = ["#", "rule ", "step ", "steps "]
             .iter()
             .find_map(|word| after.strip_prefix(' ')?.strip_prefix(word))
-            .map(|s| s.chars().take_while(char::is_ascii_digit).collect::<String>())
+            .map(|s| {
+                s.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+            })
             .filter(|s| !s.is_empty());
         out.push(Reference {
             offset,
@@ -246,7 +250,11 @@ fn section_numbers_and_doc_paths_resolve() {
     let mut heading_map = |doc: &str| {
         documents
             .entry(doc.to_owned())
-            .or_insert_with(|| fs::read_to_string(root.join(doc)).ok().map(|t| headings(&t)))
+            .or_insert_with(|| {
+                fs::read_to_string(root.join(doc))
+                    .ok()
+                    .map(|t| headings(&t))
+            })
             .clone()
     };
 
@@ -371,10 +379,13 @@ fn resolver_sees_what_it_should() {
         Some(Target::Doc("docs/kernel-interface.md".into()))
     );
     assert_eq!(
-        docs_named("Bare § numbers: docs/behaviour.md and docs/upstream.md.", false)
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect::<Vec<_>>(),
+        docs_named(
+            "Bare § numbers: docs/behaviour.md and docs/upstream.md.",
+            false
+        )
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>(),
         [
             Target::Doc("docs/behaviour.md".into()),
             Target::Doc("docs/upstream.md".into())
@@ -387,7 +398,8 @@ fn resolver_sees_what_it_should() {
     let map = headings("## 6. stafd\n### 6.8 LKC\n1. one\n12. twelve\n```\n## 9. code\n```\n");
     assert!(map.contains_key("6"));
     assert_eq!(
-        map.get("6.8").map(|s| s.iter().cloned().collect::<Vec<_>>()),
+        map.get("6.8")
+            .map(|s| s.iter().cloned().collect::<Vec<_>>()),
         Some(vec!["1".to_owned(), "12".to_owned()])
     );
     assert!(!map.contains_key("9"));
