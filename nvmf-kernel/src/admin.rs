@@ -1,5 +1,5 @@
 //! Admin commands through `NVME_IOCTL_ADMIN_CMD` on `/dev/nvmeN`
-//! (kernel-interface §2, §3): Get Log Page in 4 KiB chunks with the GENCTR
+//! (docs/kernel-interface.md §2, §3): Get Log Page in 4 KiB chunks with the GENCTR
 //! protocol for the discovery log, Identify Controller, Supported Log Pages
 //! and DIM.
 //!
@@ -174,7 +174,7 @@ fn read_header<T: AdminTransport + ?Sized>(
     })
 }
 
-/// Reads the discovery log page with the GENCTR protocol (kernel-interface
+/// Reads the discovery log page with the GENCTR protocol (docs/kernel-interface.md
 /// §4.4): header, entries, header again; if GENCTR moved, go round again, up
 /// to `limits.max_rounds`. A "Discover Restart" status also starts a new
 /// round, and so do a NUMREC that changed between the two headers and an

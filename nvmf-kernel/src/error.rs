@@ -7,7 +7,7 @@ use nvmf_proto::ProtoError;
 use thiserror::Error;
 
 /// Why a connect write to /dev/nvme-fabrics failed, from its errno
-/// (kernel-interface §1.7).
+/// (docs/kernel-interface.md §1.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConnectFailure {

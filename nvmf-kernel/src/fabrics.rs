@@ -1,5 +1,5 @@
 //! `/dev/nvme-fabrics`: which options the kernel accepts, and connecting
-//! controllers (kernel-interface §1).
+//! controllers (docs/kernel-interface.md §1).
 //!
 //! A connect is one open, one write of the option string and one read of
 //! `instance=N,cntlid=M`. The write blocks until the controller is live or
@@ -232,7 +232,7 @@ impl OptionString {
 }
 
 /// Which per-transport options the kernel allows besides the generic ones
-/// (kernel-interface §1.3). `None` for a transport this crate does not know:
+/// (docs/kernel-interface.md §1.3). `None` for a transport this crate does not know:
 /// then only the kernel's own list filters.
 fn transport_allows(transport: &str, option: &str) -> Option<bool> {
     let list: &[&str] = match transport {
@@ -287,7 +287,7 @@ const GENERIC: &[&str] = &[
 ];
 
 /// Builds the option string for `opts`, sending only what the kernel
-/// accepts (libnvme's rules, kernel-interface §1.4), in libnvme's order with
+/// accepts (libnvme's rules, docs/kernel-interface.md §1.4), in libnvme's order with
 /// `nqn` first.
 pub fn build_option_string(
     opts: &ConnectOptions,

@@ -1,7 +1,7 @@
 //! Host identity: `/etc/nvme/hostnqn` and `/etc/nvme/hostid`, how libnvme
-//! generates a host ID (kernel-interface §1.9), and how nvme-stas's
+//! generates a host ID (docs/kernel-interface.md §1.9), and how nvme-stas's
 //! `stasadm hostnqn` and `stasadm hostid` generate theirs
-//! (nvme-stas-behaviour §12.5).
+//! (docs/behaviour.md §12.5).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

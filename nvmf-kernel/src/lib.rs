@@ -15,6 +15,9 @@
 //! (`/dev`, `/sys`, `/etc`) comes from [`KernelPaths`], so the logic runs on a
 //! fake tree in tests. Calls that reach the kernel block (a connect for
 //! seconds); the daemons call them off their event loop.
+//!
+//! Bare § numbers refer to docs/kernel-interface.md;
+//! other documents are named where they are cited.
 #![deny(clippy::indexing_slicing)]
 
 pub mod admin;

@@ -1,6 +1,6 @@
 //! The host's network interfaces and their addresses, in kernel order (the
 //! first address of a family is the interface's primary one). Used to match
-//! existing connections by host_traddr/host_iface (nvme-stas-behaviour §8.7).
+//! existing connections by host_traddr/host_iface (docs/behaviour.md §8.7).
 
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -87,7 +87,7 @@ pub fn interfaces() -> Result<Vec<InterfaceAddrs>, KernelError> {
 
 /// Binds `socket` to `interface` (SO_BINDTODEVICE): its packets leave
 /// through that interface whatever the routes say, as the reachability
-/// probe of an mDNS-announced controller needs (nvme-stas-behaviour §10.5).
+/// probe of an mDNS-announced controller needs (docs/behaviour.md §10.5).
 pub fn bind_to_device(socket: &impl AsFd, interface: &str) -> Result<(), KernelError> {
     setsockopt(socket, sockopt::BindToDevice, &OsString::from(interface)).map_err(|errno| {
         KernelError::BindToDevice {

@@ -1,5 +1,5 @@
 //! `/sys/class/nvme`: the controllers the kernel has, their attributes, and
-//! deleting them (kernel-interface §6).
+//! deleting them (docs/kernel-interface.md §6).
 //!
 //! Attributes that an older kernel lacks are `None`, never errors: a manager
 //! must run on 5.14 as on 6.x.
@@ -102,7 +102,7 @@ pub struct ControllerInfo {
 
 impl ControllerInfo {
     /// Whether this is a discovery controller, by the most reliable sign the
-    /// kernel offers (kernel-interface §6.2): cntrltype, then the subsystem
+    /// kernel offers (docs/kernel-interface.md §6.2): cntrltype, then the subsystem
     /// type, then the well-known NQN.
     pub fn is_discovery(&self) -> bool {
         match self.cntrltype {

@@ -1,4 +1,4 @@
-//! Kernel uevents without udev (kernel-interface §5.3): a
+//! Kernel uevents without udev (docs/kernel-interface.md §5.3): a
 //! `NETLINK_KOBJECT_UEVENT` socket on multicast group 1, a pure parser for
 //! its datagrams, and (feature `tokio`) an async stream.
 //!

@@ -1,5 +1,5 @@
 //! Asynchronous event completion dword 0, as the kernel reports it in the
-//! `NVME_AEN=0x70f002` uevent (nvme-stas-behaviour §16.7).
+//! `NVME_AEN=0x70f002` uevent (docs/upstream.md §16.7).
 
 use crate::ProtoError;
 

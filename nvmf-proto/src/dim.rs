@@ -1,6 +1,6 @@
 //! Discovery Information Management (DIM, admin opcode 0x21, TP8010): the
 //! registration payload a host sends to a direct or central discovery
-//! controller (kernel-interface §3.4, nvme-stas-behaviour §16.6).
+//! controller (docs/kernel-interface.md §3.4, docs/upstream.md §16.6).
 //!
 //! [`DimData::registration`] builds exactly what libnvme sends: one extended
 //! entry for the host, with its Host ID and optional symbolic name. The

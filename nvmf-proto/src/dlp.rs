@@ -1,5 +1,5 @@
 //! The discovery log page (Get Log Page LID 0x70): a 1024-byte header and
-//! 1024-byte entries (kernel-interface §4).
+//! 1024-byte entries (docs/kernel-interface.md §4).
 //!
 //! A discovery controller is a network peer and real ones send malformed
 //! entries, so one bad entry is reported on its own and never hides the
@@ -240,7 +240,7 @@ impl DiscoveryLogEntry {
         )?;
         if trtype == TrType::Fc {
             // Some DCs separate the FC names with a comma, which would also
-            // split the comma-separated connect string (kernel-interface §4.5).
+            // split the comma-separated connect string (docs/kernel-interface.md §4.5).
             // libnvme repairs the first comma only; repairing all of them
             // makes the result a valid connect value and parsing idempotent.
             if traddr.contains(',') {

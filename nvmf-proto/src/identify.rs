@@ -1,5 +1,5 @@
 //! Identify Controller (opcode 0x06, CNS 1): the 4096-byte data structure,
-//! reduced to the fields a fabrics discovery client uses (kernel-interface §3.2).
+//! reduced to the fields a fabrics discovery client uses (docs/kernel-interface.md §3.2).
 //!
 //! Parsing reads the named fields; emitting writes them into an otherwise
 //! zeroed page (which is what a simulated controller needs). Bytes of fields

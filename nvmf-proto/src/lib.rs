@@ -19,6 +19,9 @@
 //! | [`command`] | submission and completion queue entries (SQE, CQE), status field, SGL descriptor |
 //! | [`fabrics`] | fabrics commands (Connect and its data, Property Get/Set, Disconnect) |
 //! | [`types`] | the shared numeric codes and their display strings |
+//!
+//! Bare § numbers refer to docs/behaviour.md and docs/upstream.md;
+//! other documents are named where they are cited.
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
 

@@ -1,6 +1,6 @@
 //! Supported Log Pages (LID 0x00), the discovery log's LID-specific bits, and
 //! the Get Log Page command encoding with the chunking discovery readers use
-//! (kernel-interface §3.1, §3.3).
+//! (docs/kernel-interface.md §3.1, §3.3).
 
 use crate::wire::{self, Out};
 use crate::ProtoError;

@@ -1,6 +1,6 @@
 //! mDNS / DNS-SD messages (RFC 6762, RFC 6763) as the TP8009 zero-touch
 //! discovery of NVMe-oF discovery controllers uses them, and the TP8009
-//! reading of their TXT records (nvme-stas-behaviour §10.3).
+//! reading of their TXT records (docs/behaviour.md §10.3).
 //!
 //! The DNS wire codec is the `simple-dns` crate (the simple-mdns family the
 //! user named). It fits: its reader is bounds-checked, compression pointers
@@ -48,7 +48,7 @@ pub const MAX_MESSAGE_LEN: usize = 9000;
 /// fragmenting: 1500 - 40 (IPv6) - 8 (UDP).
 pub const QUERY_TARGET_LEN: usize = 1452;
 /// The DNS-SD service types TP8009 discovery controllers announce: `_tcp`
-/// for NVMe/TCP, `_udp` for RoCE (nvme-stas-behaviour §10.1).
+/// for NVMe/TCP, `_udp` for RoCE (docs/behaviour.md §10.1).
 pub const NVME_DISC_SERVICE_TYPES: [&str; 2] = ["_nvme-disc._tcp.local", "_nvme-disc._udp.local"];
 
 const HEADER_LEN: usize = 12;
@@ -679,7 +679,7 @@ fn latin1_printable(b: u8) -> bool {
 }
 
 /// The TXT items of a TP8009 announcement as nvme-stas reads them
-/// (nvme-stas-behaviour §10.3): an item is kept only if every byte is
+/// (docs/behaviour.md §10.3): an item is kept only if every byte is
 /// printable and it splits on `=` into exactly two parts with a non-empty
 /// key; the key is lower-cased (not stripped), the value kept verbatim;
 /// later duplicates win. Bytes are read as Latin-1 code points, as upstream

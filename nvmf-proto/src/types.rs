@@ -1,8 +1,8 @@
 //! The numeric fields of discovery structures, with unknown values kept.
 //!
 //! Each type has two spellings: `stas_str` is what nvme-stas puts on D-Bus
-//! (libnvme's Python binding, nvme-stas-behaviour §16.4.3) and `cli_str` what
-//! nvme-cli prints (kernel-interface §4.3). They differ (`nvme` vs
+//! (libnvme's Python binding, docs/upstream.md §16.4.3) and `cli_str` what
+//! nvme-cli prints (docs/kernel-interface.md §4.3). They differ (`nvme` vs
 //! `nvme subsystem`), and both are needed: one for D-Bus compatibility, one for
 //! the differential test against nvme-cli.
 

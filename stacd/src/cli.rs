@@ -1,4 +1,4 @@
-//! stacd's command line (spec §12.1), in the library so that stas-gen-docs
+//! stacd's command line (docs/behaviour.md §12.1), in the library so that stas-gen-docs
 //! renders the man page and shell completions from it.
 
 use std::path::PathBuf;

@@ -1,11 +1,11 @@
-//! stacd on D-Bus (nvme-stas-behaviour §7.3, §11): it serves
+//! stacd on D-Bus (docs/behaviour.md §7.3, §11): it serves
 //! `org.nvmexpress.stac` and `org.nvmexpress.stac.debug` at
 //! `/org/nvmexpress/stac` with upstream's members and shapes, and follows
 //! stafd: its name on the bus, its `log_pages_changed` and `dc_removed`
 //! signals, and its `get_all_log_pages(true)` answer.
 //!
 //! As in stafd, DH-HMAC-CHAP secrets are shown as `<redacted>` unless the
-//! bus says the caller is root (spec §11.9 \[REC\]).
+//! bus says the caller is root (docs/behaviour.md §11.9 \[REC\]).
 
 // controller_info has seven string arguments (the TID fields).
 #![allow(clippy::too_many_arguments)]

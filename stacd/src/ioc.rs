@@ -1,7 +1,7 @@
 //! One I/O controller as a task: adopt a matching kernel connection or make
 //! one, retry on failure (3 s, then 60 s; bounded while the log page entry
 //! says NCC, §7.6), reconnect after the kernel removed the device, and
-//! disconnect when told to stop (nvme-stas-behaviour §5, §7).
+//! disconnect when told to stop (docs/behaviour.md §5, §7).
 //!
 //! Kernel calls run on the blocking pool while the task keeps taking
 //! commands and acts on them when the call returns: a stop that arrives

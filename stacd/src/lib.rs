@@ -4,7 +4,10 @@
 //! stafd's discovery log pages list, keeps them connected, and disconnects
 //! them when they are no longer wanted, as the disconnect-scope says. A
 //! drop-in for nvme-stas's stacd: same /etc/stas files, D-Bus API and
-//! behaviour (see the spec in shared/spec/nvme-stas-behaviour.md §7).
+//! behaviour (see docs/behaviour.md §7).
+//!
+//! Bare § numbers refer to docs/behaviour.md and docs/upstream.md;
+//! other documents are named where they are cited.
 
 pub mod cli;
 mod dbus;

@@ -2,7 +2,7 @@
 //! of stafd's log pages) versus running tasks, reconciled whenever anything
 //! that shapes the wanted set changes; the audit of external connections;
 //! the routing of kernel events; the last-known configuration; reload and
-//! shutdown (nvme-stas-behaviour §7).
+//! shutdown (docs/behaviour.md §7).
 //!
 //! Upstream soaks every trigger for 1.5 s (10 s after stafd comes back).
 //! Here a trigger sets a flag and the loop reconciles once it has drained

@@ -1,7 +1,7 @@
 //! One discovery controller as a task: connect (or adopt an existing kernel
 //! connection), register (DIM) when it is a DDC/CDC, ask which log page
 //! options it supports (PLEO), read its discovery log, then wait for AENs and
-//! kernel events (nvme-stas-behaviour §5, §6.4, §6.5); or, for a DC that is
+//! kernel events (docs/behaviour.md §5, §6.4, §6.5); or, for a DC that is
 //! not kept connected (`persistent`, EPCSD), disconnect and read it again
 //! after the poll interval, serving the cached page meanwhile.
 //!

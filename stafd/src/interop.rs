@@ -1,4 +1,4 @@
-//! Living with nvme-cli's udev rules (nvme-stas-behaviour §6.10).
+//! Living with nvme-cli's udev rules (docs/behaviour.md §6.10).
 //!
 //! nvme-cli ships `70-nvmf-autoconnect.rules`, which runs `nvme connect-all`
 //! on every Discovery Log Page Change AEN and `rediscover` event — racing

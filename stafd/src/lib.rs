@@ -4,7 +4,10 @@
 //! keeps connections to them, registers with central ones, caches their
 //! discovery log pages and tells stacd when they change. A drop-in for
 //! nvme-stas's stafd: same /etc/stas files and behaviour (see the spec in
-//! shared/spec/nvme-stas-behaviour.md §6).
+//! docs/behaviour.md §6).
+//!
+//! Bare § numbers refer to docs/behaviour.md and docs/upstream.md;
+//! other documents are named where they are cited.
 
 pub mod cli;
 mod dbus;

@@ -1,7 +1,7 @@
 //! The service: wanted DCs versus running DC tasks, reconciled whenever
 //! anything that shapes the wanted set changes (configuration, referrals,
 //! later mDNS), plus the routing of kernel events to the DC they concern,
-//! the last-known configuration, reload and shutdown (nvme-stas-behaviour
+//! the last-known configuration, reload and shutdown (docs/behaviour.md
 //! §6).
 //!
 //! Upstream waits a fixed 1.5 s before each reconciliation to let bursts

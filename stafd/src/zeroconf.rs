@@ -1,4 +1,4 @@
-//! Zero-touch discovery (TP8009, nvme-stas-behaviour §10): the services the
+//! Zero-touch discovery (TP8009, docs/behaviour.md §10): the services the
 //! mDNS browser reports become discovery-controller identities, TCP ones are
 //! probed for reachability before they are reported (a CDC may announce
 //! itself before it listens), and the reachable set goes to the service,

@@ -1,4 +1,4 @@
-//! nvme-stas's INI dialect (spec §3.2): Python `configparser` with no
+//! nvme-stas's INI dialect (docs/behaviour.md §3.2): Python `configparser` with no
 //! DEFAULT section, keys allowed without `=`, `=` the only delimiter, no
 //! interpolation, non-strict, and every option a list of values.
 //!

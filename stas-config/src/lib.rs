@@ -1,4 +1,4 @@
-//! stafd.conf, stacd.conf and sys.conf (spec §3): options, daemon defaults,
+//! stafd.conf, stacd.conf and sys.conf (docs/behaviour.md §3): options, daemon defaults,
 //! validation, `controller=` / `exclude=` entries, and the effective
 //! configuration `--check-config` prints.
 //!
@@ -9,7 +9,7 @@
 //! reported and ignored, invalid values are reported and replaced by the
 //! daemon default, as upstream does. A missing file means all defaults.
 //!
-//! Deliberate differences from upstream (spec §18.2):
+//! Deliberate differences from upstream (docs/upstream.md §18.2):
 //!
 //! * A key without `=` is an invalid value (default + diagnostic), not a
 //!   crash; a bare `controller`/`exclude` line is ignored with a diagnostic.
@@ -27,6 +27,9 @@
 //! * Upstream's silent behaviours get diagnostics but keep their meaning:
 //!   inline `#` text is still part of the value, fields that do not split
 //!   into exactly `key=value` are still dropped.
+//!
+//! Bare § numbers refer to docs/behaviour.md and docs/upstream.md;
+//! other documents are named where they are cited.
 
 mod error;
 pub mod ini;
@@ -81,7 +84,7 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// `[Global]` options both daemons share (spec §3.5, §3.6).
+/// `[Global]` options both daemons share (docs/behaviour.md §3.5, §3.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalOptions {
     /// `tron`: trace on.
@@ -280,7 +283,7 @@ impl fmt::Display for Persistent {
 /// Default `epcsd-poll-interval-minutes`: 15 (nvme-stas main, nvme-discoverd).
 pub const DEFAULT_EPCSD_POLL_MINUTES: u32 = 15;
 
-/// stacd `disconnect-scope` (spec §7.4).
+/// stacd `disconnect-scope` (docs/behaviour.md §7.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DisconnectScope {
     /// `only-stas-connections`.

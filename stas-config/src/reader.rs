@@ -68,7 +68,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reports sections and options the file `kind` does not accept
-    /// (spec §3.3), with hints for names that belong elsewhere.
+    /// (docs/behaviour.md §3.3), with hints for names that belong elsewhere.
     pub(crate) fn check_names(&mut self, kind: FileKind) {
         let ini = self.ini;
         let table = kind.table();

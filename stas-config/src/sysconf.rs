@@ -4,7 +4,7 @@
 use super::*;
 
 // ---------------------------------------------------------------------------
-// sys.conf (spec §3.7)
+// sys.conf (docs/behaviour.md §3.7)
 
 /// The host identity from sys.conf, `file://` references resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! The time-span syntax of `zeroconf-connections-persistence` (spec §3.11):
+//! The time-span syntax of `zeroconf-connections-persistence` (docs/behaviour.md §3.11):
 //! upstream's vendored "pytimeparse", reproduced rule for rule.
 //!
 //! [`parse`] first tries the whole text as a Python `float()`, then the

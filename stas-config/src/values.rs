@@ -1,5 +1,5 @@
 //! The option tables of each file and the checks every value passes
-//! (spec §3.4); `controller=` field parsing and rendering.
+//! (docs/behaviour.md §3.4); `controller=` field parsing and rendering.
 
 use super::*;
 
@@ -117,7 +117,7 @@ pub(crate) const STACD_TABLE: Table = &[
 
 pub(crate) const SYSCONF_TABLE: Table = &[("Host", &["nqn", "id", "key", "symname"])];
 
-/// Options removed from nvme-stas, with what replaced them (spec §3.12).
+/// Options removed from nvme-stas, with what replaced them (docs/behaviour.md §3.12).
 pub(crate) fn legacy_hint(daemon: Daemon, section: &str, option: &str) -> Option<&'static str> {
     match option {
         "persistent-connections" if daemon == Daemon::Stafd && section == GLOBAL => Some(
@@ -157,7 +157,7 @@ pub(crate) fn option_hint(kind: FileKind, section: &str, option: &str) -> Option
 }
 
 // ---------------------------------------------------------------------------
-// Value checks (spec §3.4)
+// Value checks (docs/behaviour.md §3.4)
 
 /// How to check one kind of value: what is accepted, and a converter whose
 /// error is a phrase completing `"<value>" ...`.
@@ -288,7 +288,7 @@ pub(crate) fn conv_mdns_backend(v: &str) -> Result<MdnsBackend, &'static str> {
 
 pub(crate) fn conv_ncc(v: &str) -> Result<u32, &'static str> {
     let n = py_int(v).ok_or("is not an integer")?;
-    // Deliberate fix (spec §18.2 #16): upstream accepts negatives, which
+    // Deliberate fix (docs/upstream.md §18.2 #16): upstream accepts negatives, which
     // make stacd give up after the first failure; they are invalid here.
     if n < 0 {
         return Err("is negative");
@@ -446,7 +446,7 @@ impl ControllerOverrides {
     }
 }
 
-/// `controller=` keys with a meaning (spec §3.8), besides the overrides.
+/// `controller=` keys with a meaning (docs/behaviour.md §3.8), besides the overrides.
 pub(crate) const ADDRESS_KEYS: [&str; 9] = [
     "transport",
     "traddr",
@@ -484,7 +484,7 @@ pub(crate) fn is_known_key(key: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// controller= / exclude= values (spec §3.8)
+// controller= / exclude= values (docs/behaviour.md §3.8)
 
 /// Parses one `controller=` / `exclude=` value exactly like upstream:
 /// `;`-separated fields, each split on `=` into exactly two stripped parts

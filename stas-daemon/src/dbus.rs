@@ -1,4 +1,4 @@
-//! What both daemons' D-Bus APIs share (nvme-stas-behaviour §11): the
+//! What both daemons' D-Bus APIs share (docs/behaviour.md §11): the
 //! ordered `a{ss}` dict, Python's text forms (timer, repr, `json.dumps`),
 //! secrets and who may see them, and the TID context arguments are read with.
 //!

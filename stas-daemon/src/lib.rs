@@ -16,6 +16,9 @@
 //!
 //! Nothing here makes syscalls of its own: the kernel and the network are
 //! reached through nvmf-kernel (the kernel behind [`kernel::FabricKernel`]).
+//!
+//! Bare § numbers refer to docs/behaviour.md and docs/upstream.md;
+//! other documents are named where they are cited.
 
 pub mod dbus;
 pub mod dlpe;

@@ -2,7 +2,7 @@
 //! controllers through avahi-daemon on the system bus, for hosts where
 //! avahi-daemon owns mDNS, and reports them as the same [`MdnsEvent`]s as
 //! the built-in querier ([`super::driver::MdnsBrowser`]), so stafd can use
-//! either (nvme-stas-behaviour §10.2, §10.7).
+//! either (docs/behaviour.md §10.2, §10.7).
 //!
 //! * Before any browser exists it subscribes to the `ServiceBrowser`
 //!   (`ItemNew`, `ItemRemove`, `Failure`) and `ServiceResolver` (`Found`,

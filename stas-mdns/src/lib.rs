@@ -32,6 +32,9 @@
 //! duplicate question suppression (§7.3) and the on-link source check of
 //! §11 (the socket only sees link-local multicast, and unicast replies to
 //! port 5353).
+//!
+//! Bare § numbers refer to sections of RFC 6762;
+//! other documents are named where they are cited.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -249,7 +252,7 @@ impl DiscoveredService {
 
 impl DiscoveredService {
     /// The controllers this service names, one per address, as nvme-stas
-    /// identifies them (nvme-stas-behaviour §10.4): `transport`, `traddr`
+    /// identifies them (docs/behaviour.md §10.4): `transport`, `traddr`
     /// (no scope suffix), `trsvcid`, `host-iface` (the interface for TCP,
     /// empty for RDMA) and `subsysnqn` (the TXT `nqn` only when the kernel
     /// accepts the `discovery` connect option, TP8013; else the well-known

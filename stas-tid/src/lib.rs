@@ -1,10 +1,13 @@
-//! Transport IDs (spec §4): the identity key of a controller, its
+//! Transport IDs (docs/behaviour.md §4): the identity key of a controller, its
 //! defaults, string and dictionary forms, exclusion (§3.9), address-family
 //! filtering (§4.5), and the small IP helpers both daemons use (§17.5).
 //!
 //! Identity is the seven string fields compared exactly; the tolerances of
 //! sysfs matching (IPv6 canonical form, IPv4-mapped folding, the well-known
 //! NQN wildcard) live in [`crate::matching`], not here.
+//!
+//! Bare § numbers refer to docs/behaviour.md and docs/upstream.md;
+//! other documents are named where they are cited.
 
 pub mod matching;
 pub mod nbft;

@@ -1,5 +1,5 @@
 //! Whether an existing kernel controller already serves a transport ID
-//! (spec §8), so the daemons adopt it instead of connecting a duplicate.
+//! (docs/behaviour.md §8), so the daemons adopt it instead of connecting a duplicate.
 //!
 //! Pure: the caller reads sysfs/uevents into [`ExistingController`]s and
 //! the netlink address dump into an [`InterfaceTable`].

@@ -1,6 +1,6 @@
 //! Discovery controllers named by the NVMe Boot Firmware Table (ACPI NBFT):
 //! stafd adds them to its configured controllers so the connections the
-//! firmware booted from are adopted, not duplicated (nvme-stas-behaviour
+//! firmware booted from are adopted, not duplicated (docs/behaviour.md
 //! §13.4).
 
 use nvmf_proto::nbft::Nbft;

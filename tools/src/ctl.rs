@@ -1,6 +1,6 @@
 //! What stafctl and stacctl share: reaching a daemon over D-Bus, the
 //! subcommands both have (`tron`, `troff`, `ls`, `status`), the table and
-//! JSON renderings, and the exit codes and messages of spec §12.4.
+//! JSON renderings, and the exit codes and messages of docs/behaviour.md §12.4.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -396,7 +396,7 @@ pub async fn status(c: &Client, format: Format) -> Result<String, Failure> {
 /// The process side of a control tool: connects to the bus at
 /// `bus_address` (else $STAS_BUS_ADDRESS, else the system bus), runs
 /// `command` within [`TIMEOUT`], prints its output and maps failures to
-/// spec §12.4's messages and exit status 1.
+/// docs/behaviour.md §12.4's messages and exit status 1.
 pub fn run<F, Fut>(daemon: Daemon, bus_address: Option<String>, command: F) -> ExitCode
 where
     F: FnOnce(Client) -> Fut,

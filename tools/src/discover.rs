@@ -104,7 +104,7 @@ pub fn run(paths: &KernelPaths, target: &Target, keep: bool) -> Result<Outcome, 
             o.hostnqn = t.hostnqn.clone();
             o.hostid = t.hostid.clone();
             if keep {
-                // A connection left behind must keep itself alive (kernel-interface §7.4).
+                // A connection left behind must keep itself alive (docs/kernel-interface.md §7.4).
                 o.keep_alive_tmo = Some(30);
             }
             let (c, opts) = fabrics.connect(&o, &supported)?;

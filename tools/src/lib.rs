@@ -1,4 +1,7 @@
 //! Shared code of the stas command-line tools.
+//!
+//! Bare § numbers refer to docs/behaviour.md and docs/upstream.md;
+//! other documents are named where they are cited.
 
 pub mod browse;
 pub mod cli;

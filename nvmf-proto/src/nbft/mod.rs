@@ -1,7 +1,7 @@
 //! The NVMe Boot Firmware Table (NBFT): the ACPI table in which pre-OS
 //! firmware (UEFI NVMe/TCP boot) describes the host, its network interfaces
 //! (HFIs), the subsystems it booted from (SSNS) and its discovery controllers
-//! (nvme-stas-behaviour §13).
+//! (docs/behaviour.md §13).
 //!
 //! Parsing follows libnvme's rules (§13.3) so the daemons see what libnvme's
 //! Python binding returns: a problem with the table as a whole fails the

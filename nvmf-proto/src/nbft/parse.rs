@@ -1,4 +1,4 @@
-//! Parsing an NBFT the way libnvme does (nvme-stas-behaviour §13.3).
+//! Parsing an NBFT the way libnvme does (docs/behaviour.md §13.3).
 
 use std::net::{IpAddr, Ipv6Addr};
 

@@ -1,9 +1,9 @@
-//! stafd's D-Bus API (nvme-stas-behaviour §11): `org.nvmexpress.staf` and
+//! stafd's D-Bus API (docs/behaviour.md §11): `org.nvmexpress.staf` and
 //! `org.nvmexpress.staf.debug` at `/org/nvmexpress/staf`, with upstream's
 //! member names, signatures, dict key order, value spellings and JSON text,
 //! so stafctl, stacd and other existing clients keep working.
 //!
-//! One deliberate difference (spec §11.9 \[REC\]): DH-HMAC-CHAP secrets
+//! One deliberate difference (docs/behaviour.md §11.9 \[REC\]): DH-HMAC-CHAP secrets
 //! (`dhchap-secret`, `dhchap-ctrl-secret` and the sys.conf host key) are
 //! shown as `<redacted>` unless the caller is root, as the bus daemon reports
 //! it (`GetConnectionUnixUser`). A caller the bus cannot vouch for (a

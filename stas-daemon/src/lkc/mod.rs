@@ -1,7 +1,7 @@
 //! The last-known configuration: what a daemon knew when it last ran (its
 //! controllers, their origins, stafd's cached log pages), kept in the
 //! runtime directory so a restart (upgrade, crash) neither disconnects nor
-//! forgets (nvme-stas-behaviour §6.8).
+//! forgets (docs/behaviour.md §6.8).
 //!
 //! Format: a header, then the payload in bincode 2.0 (standard
 //! configuration: variable-length integers; this module is the only user
