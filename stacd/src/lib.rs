@@ -27,7 +27,7 @@ use crate::cli::Args;
 use clap::Parser;
 use stas_config::{self as config, StacdConfig, SysConf};
 use stas_daemon::kernel::{FabricKernel, SystemFabric};
-use stas_daemon::launch::{block_on, launch, lkc_file, open_uevents, reloader, Launch, Started};
+use stas_daemon::launch::{block_on, launch, open_events_and_lkc, reloader, Launch, Started};
 use stas_daemon::{self as daemon, notify};
 use stas_tid::TidContext;
 
@@ -142,18 +142,11 @@ async fn simulate(n: usize, bus: Option<String>) -> ExitCode {
 }
 
 async fn run(started: Started<StacdConfig>) -> ExitCode {
-    let Started {
-        conf_file,
-        bus_address,
-        paths,
-        sys,
-        cfg,
-    } = started;
-    let uevents = match open_uevents() {
-        Ok(s) => s,
+    let (uevents, lkc) = match open_events_and_lkc(PROG) {
+        Ok(opened) => opened,
         Err(code) => return code,
     };
-    let lkc = lkc_file(PROG);
+    let (conf_file, bus_address, paths, sys, cfg) = started.into_parts();
     let kernel = Arc::new(SystemFabric {
         paths: paths.clone(),
     });

@@ -491,10 +491,8 @@ async fn a_disconnect_never_overtakes_a_connect_in_flight() {
     sim.hold_connects(true);
     let h = start_with(sim, config(""), None).await;
     h.handle.send(staf(vec![nvme("10.0.0.9", "nqn.a")]));
-    until("connecting", || {
-        h.ioc("nqn.a").is_some_and(|s| s.stage == Stage::Connecting)
-    })
-    .await;
+    // In the kernel, not merely decided (a stop before that drops it).
+    until("connect in flight", || h.sim.state().connects_started == 1).await;
     // Unwanted while the connect is in flight, then wanted again.
     h.handle.send(staf(vec![]));
     h.gone("nqn.a").await;

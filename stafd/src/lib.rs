@@ -36,7 +36,7 @@ use crate::cli::Args;
 use clap::Parser;
 use nvmf_kernel::KernelPaths;
 use stas_config::{self as config, StafdConfig, SysConf};
-use stas_daemon::launch::{block_on, launch, lkc_file, open_uevents, reloader, Launch, Started};
+use stas_daemon::launch::{block_on, launch, open_events_and_lkc, reloader, Launch, Started};
 use stas_daemon::{self as daemon, notify};
 use stas_tid::TidContext;
 
@@ -264,18 +264,11 @@ fn reload_symname(path: &Path, nvme_dir: &Path, started: &SysConf) -> Option<Opt
 }
 
 async fn run(args: &Args, started: Started<StafdConfig>) -> ExitCode {
-    let Started {
-        conf_file,
-        bus_address,
-        paths,
-        sys,
-        cfg,
-    } = started;
-    let uevents = match open_uevents() {
-        Ok(s) => s,
+    let (uevents, lkc) = match open_events_and_lkc(PROG) {
+        Ok(opened) => opened,
         Err(code) => return code,
     };
-    let lkc = lkc_file(PROG);
+    let (conf_file, bus_address, paths, sys, cfg) = started.into_parts();
     let host = host_info(&sys, &paths);
     // Mask nvme-cli's autoconnect rule while stafd runs (§6.10).
     let systemctl = interop::find_systemctl();

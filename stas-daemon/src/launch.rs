@@ -86,6 +86,19 @@ pub struct Started<C> {
     pub cfg: C,
 }
 
+impl<C> Started<C> {
+    /// (configuration file, bus address, kernel paths, sys.conf, configuration).
+    pub fn into_parts(self) -> (PathBuf, Option<String>, KernelPaths, SysConf, C) {
+        (
+            self.conf_file,
+            self.bus_address,
+            self.paths,
+            self.sys,
+            self.cfg,
+        )
+    }
+}
+
 /// What the command line asks a daemon to do.
 #[derive(Debug)]
 pub enum Launch<C> {
@@ -181,21 +194,19 @@ pub fn load_logged<C>(
 }
 
 /// The kernel's uevent stream, opened before anything scans sysfs so no
-/// event falls in between; `Err` is the exit status.
-pub fn open_uevents() -> Result<UeventStream, ExitCode> {
-    UeventStream::open(crate::uevent_rcvbuf(), true).map_err(|e| {
+/// event falls in between, and the daemon's last-known-configuration file
+/// (in systemd's runtime directory when it gives one); `Err` is the exit
+/// status.
+pub fn open_events_and_lkc(prog: &str) -> Result<(UeventStream, LkcFile), ExitCode> {
+    let uevents = UeventStream::open(crate::uevent_rcvbuf(), true).map_err(|e| {
         eprintln!("cannot listen to kernel events: {e}");
         ExitCode::from(1)
-    })
-}
-
-/// The daemon's last-known-configuration file, in systemd's runtime
-/// directory when it gives one.
-pub fn lkc_file(prog: &str) -> LkcFile {
-    LkcFile::new(
+    })?;
+    let lkc = LkcFile::new(
         LkcFile::default_path(prog, std::env::var("RUNTIME_DIRECTORY").ok().as_deref()),
         prog,
-    )
+    );
+    Ok((uevents, lkc))
 }
 
 /// A SIGHUP handler: reads `conf_file` again with `load` and hands the new

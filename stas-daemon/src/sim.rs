@@ -90,16 +90,26 @@ impl Hold {
         self.changed.notify_all();
     }
 
-    /// Waits until not held.
+    /// Waits until not held, or [`Self::MAX_HOLD`] has passed: a test that
+    /// fails while holding calls must end with its failure, not hang in
+    /// the runtime's drop waiting for the held call.
     pub fn wait(&self) {
+        let start = std::time::Instant::now();
         let mut held = lock(&self.held);
         while *held {
+            let Some(left) = Self::MAX_HOLD.checked_sub(start.elapsed()) else {
+                return;
+            };
             held = self
                 .changed
-                .wait(held)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                .wait_timeout(held, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
         }
     }
+
+    /// The longest a call is held (real time).
+    pub const MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
 }
 
 /// The simulated kernel.
