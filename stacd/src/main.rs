@@ -12,7 +12,6 @@ mod follow_tests;
 mod ioc;
 mod service;
 mod sim;
-mod staf;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +23,9 @@ use clap::Parser;
 use nvmf_kernel::uevent::UeventStream;
 use nvmf_kernel::KernelPaths;
 use stacd::cli::Args;
+// In the library, for stafd's producer/consumer test; the daemon's
+// modules reach it as `crate::staf`.
+use stacd::staf;
 use stas_config::{self as config, StacdConfig, SysConf};
 use stas_daemon::kernel::{FabricKernel, SystemFabric};
 use stas_daemon::lkc::LkcFile;
@@ -147,6 +149,7 @@ async fn simulate(n: usize, bus: Option<String>) -> ExitCode {
                 kernel_tp8013: true,
                 kernel_host_iface: true,
                 device_info: None,
+                extra: (),
             };
             match start_dbus(Some(address), dbus_cfg, &handle).await {
                 Ok(c) => Some(c),
@@ -219,6 +222,7 @@ async fn run(
                 .ok()
                 .flatten()
         })),
+        extra: (),
     };
     // Kept for the life of the daemon: dropping it leaves the bus.
     let _dbus = match start_dbus(bus_address.as_deref(), dbus_cfg, &handle).await {

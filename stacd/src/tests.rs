@@ -17,6 +17,8 @@ use stas_daemon::lkc::LkcFile;
 use crate::ioc::{HostInfo, IocStatus, Source, Stage};
 use crate::service::{Input, Service, ServiceHandle, Stats, AUDIT_DELAY};
 use crate::sim::SimKernel;
+use stas_daemon::dbus::contract::{DcOperation, LogPageState};
+
 use crate::staf::{DcLogPages, StafView};
 use stas_daemon::task::DEFAULT_CONNECTS_IN_FLIGHT;
 
@@ -56,6 +58,11 @@ fn staf(entries: Vec<DiscoveryLogEntry>) -> Input {
 fn staf_page(entries: Vec<DiscoveryLogEntry>, complete: bool) -> Input {
     Input::Staf(StafView::Known(vec![DcLogPages {
         dc: "(tcp, 10.0.0.1, 8009)".into(),
+        state: if complete {
+            LogPageState::Read
+        } else {
+            LogPageState::InFlight(DcOperation::GetLogPage)
+        },
         complete,
         host_traddr: String::new(),
         host_iface: "eth1".into(),

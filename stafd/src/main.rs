@@ -218,7 +218,7 @@ fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
                     kernel_tp8013: true,
                     kernel_host_iface: true,
                     device_info: None,
-                    zeroconf_view: zeroconf_view.clone(),
+                    extra: zeroconf_view.clone(),
                 };
                 match dbus::serve(Some(&address), dbus_cfg, signal_queue).await {
                     Ok(c) => Some(c),
@@ -348,7 +348,7 @@ async fn run(args: Args, paths: KernelPaths, sys: SysConf, cfg: StafdConfig) -> 
                 .ok()
                 .flatten()
         })),
-        zeroconf_view: zeroconf_view.clone(),
+        extra: zeroconf_view.clone(),
     };
     let bus_address = args
         .bus_address

@@ -12,7 +12,7 @@ use zbus::message::Type as MessageType;
 use zbus::zvariant::{OwnedValue, Value};
 
 use serde::Serialize;
-use stas_config::Cid;
+use stas_config::{Cid, SysConf};
 use stas_tid::TidContext;
 use zbus::zvariant::Type;
 
@@ -74,7 +74,7 @@ fn dbus_config(view: View) -> DbusConfig {
         kernel_tp8013: true,
         kernel_host_iface: false,
         device_info: Some(device_info),
-        zeroconf_view: ZeroconfView::default(),
+        extra: ZeroconfView::default(),
     }
 }
 
@@ -545,14 +545,14 @@ fn secrets_are_redacted_only_when_asked() {
         ("dhchap-secret", "DHHC-1:00:y:"),
         ("hdr-digest", "true"),
     ]);
-    assert!(has_secrets(&s));
+    assert!(s.has_secrets());
     let d = controller_id_dict(&s, true);
     assert_eq!(d.get("dhchap-secret"), Some(REDACTED));
     assert_eq!(d.get("dhchap-ctrl-secret"), Some(REDACTED));
     assert_eq!(d.get("hdr-digest"), Some("true"));
     let d = controller_id_dict(&s, false);
     assert_eq!(d.get("dhchap-secret"), Some("DHHC-1:00:y:"));
-    assert!(!has_secrets(&status(&[("kato", "10")])));
+    assert!(!status(&[("kato", "10")]).has_secrets());
 }
 
 #[test]
@@ -822,4 +822,63 @@ async fn on_a_bus(bus: &PrivateBus) {
     }
     handle.send(Input::Shutdown);
     task.await.unwrap();
+}
+
+/// stafd's real producer (the detailed `get_all_log_pages` JSON of a DC in
+/// each stage, with an empty page) read by stacd's real consumer gives the
+/// typed state stacd decides on.
+#[test]
+fn stacd_reads_the_log_page_state_stafd_writes_for_every_stage() {
+    use stacd::staf::parse_all_log_pages;
+    use stas_daemon::dbus::contract::{DcOperation, LogPageState};
+
+    for stage in [
+        Stage::Waiting,
+        Stage::Connecting,
+        Stage::Registering,
+        Stage::Querying,
+        Stage::Fetching,
+        Stage::Steady,
+        Stage::Parked,
+        Stage::Stopped,
+    ] {
+        // Connected from registration to steady state, as a DC task is.
+        let connected = matches!(
+            stage,
+            Stage::Registering | Stage::Querying | Stage::Fetching | Stage::Steady
+        );
+        let expected = match stage {
+            Stage::Connecting => LogPageState::InFlight(DcOperation::Connect),
+            Stage::Registering => LogPageState::InFlight(DcOperation::Register),
+            Stage::Querying => LogPageState::InFlight(DcOperation::GetSupportedLogPage),
+            Stage::Fetching => LogPageState::InFlight(DcOperation::GetLogPage),
+            Stage::Steady => LogPageState::Read,
+            Stage::Waiting | Stage::Parked | Stage::Stopped => LogPageState::Disconnected,
+        };
+        let mut s = status(&[]);
+        s.stage = stage;
+        s.connected = connected;
+        s.connect_attempts = 1;
+        s.device = connected.then(|| "nvme0".to_owned());
+        s.log_pages.clear();
+        let json = all_log_pages_json(&[(s, None)], true, false);
+        let dcs = parse_all_log_pages(&json).unwrap();
+        assert_eq!(dcs.len(), 1);
+        assert_eq!(dcs[0].state, expected, "{stage:?}: {json}");
+        assert_eq!(dcs[0].complete, expected.is_read(), "{stage:?}");
+    }
+}
+
+#[test]
+fn the_interfaces_have_the_contracts_names() {
+    use zbus::object_server::Interface;
+
+    assert_eq!(
+        <StafInterface as Interface>::name().as_str(),
+        stas_daemon::dbus::contract::staf::INTERFACE
+    );
+    assert_eq!(
+        <StafDebug as Interface>::name().as_str(),
+        stas_daemon::dbus::contract::staf::DEBUG_INTERFACE
+    );
 }
