@@ -14,18 +14,18 @@ use futures_util::StreamExt;
 use nvmf_kernel::sysfs::ControllerInfo;
 use stas_daemon::dbus::contract::{self, key, stac, staf};
 use stas_daemon::dbus::{
-    add_device_attrs, bus_builder, claim_name, controller_id_dict, operation_text, py_bool,
+    add_device_attrs, bus_builder, claim_name, export_interfaces, operation_text, py_bool,
     py_repr_str, timer_text, ControllerDicts, OrderedDict,
 };
-use zbus::message::{Header, Type as MessageType};
+use zbus::message::Type as MessageType;
 use zbus::names::{OwnedUniqueName, UniqueName};
-use zbus::{fdo, interface, Connection, MatchRule, MessageStream};
+use zbus::{fdo, Connection, MatchRule, MessageStream};
 
 use crate::ioc::{IocStatus, Stage, SLOW_RETRY};
 use crate::service::{Input, ServiceHandle};
 use crate::staf::{parse_all_log_pages, StafView};
 
-pub use stac::{BUS_NAME, DEBUG_INTERFACE, INTERFACE, OBJECT_PATH};
+pub use stac::{BUS_NAME, OBJECT_PATH};
 /// When to ask stafd again after a failed `get_all_log_pages`.
 const STAF_RETRY: Duration = Duration::from_secs(5);
 /// A burst of stafd's signals is over once it pauses this long: the first
@@ -39,24 +39,6 @@ const STAF_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// nothing to `process_info`).
 pub type DbusConfig = stas_daemon::dbus::DbusConfig<IocStatus>;
 
-/// The info dict (§11.5.2) of an I/O controller.
-pub fn info_dict(s: &IocStatus, redact: bool) -> OrderedDict {
-    let mut d = controller_id_dict(&s.tid, s.device.as_deref(), redact);
-    d.set(key::CONNECT_ATTEMPTS, s.connect_attempts.to_string());
-    let interval = s.retry_in.unwrap_or(SLOW_RETRY);
-    d.set(key::RETRY_CONNECT_TIMER, timer_text(interval, None));
-    if s.stage == Stage::Connecting {
-        d.set(
-            contract::DcOperation::Connect.key(),
-            operation_text(
-                s.connect_attempts.saturating_sub(1),
-                s.last_error.as_deref(),
-            ),
-        );
-    }
-    d
-}
-
 /// Python's repr of the DLPE dict, or `None`.
 fn dlpe_repr(s: &IocStatus) -> String {
     let Some(e) = &s.dlpe else {
@@ -69,53 +51,49 @@ fn dlpe_repr(s: &IocStatus) -> String {
     format!("{{{}}}", items.join(", "))
 }
 
-/// The details dict (§11.5.3) of an I/O controller.
-pub fn details_dict(s: &IocStatus, redact: bool, dev: Option<&ControllerInfo>) -> OrderedDict {
-    let mut d = info_dict(s, redact);
-    let dctype = dev
-        .and_then(|i| i.dctype)
-        .map(|t| t.stas_str().into_owned())
-        .unwrap_or_default();
-    add_device_attrs(&mut d, dev, dctype);
-    d.set(key::CONNECTED, py_bool(s.connected()));
-    d.set(key::DLPE, dlpe_repr(s));
-    d.set(key::DLPE_NCC, py_bool(s.ncc()));
-    d
-}
-
+/// The dicts of §11.5.2 and §11.5.3 for an I/O controller.
 impl ControllerDicts for IocStatus {
+    /// The info dict (§11.5.2): the controller-id dict plus connect
+    /// attempts, the retry timer and the connect operation in flight.
+    fn info_dict(&self, redact: bool) -> OrderedDict {
+        let mut d = self.controller_id_dict(redact);
+        d.set(key::CONNECT_ATTEMPTS, self.connect_attempts.to_string());
+        let interval = self.retry_in.unwrap_or(SLOW_RETRY);
+        d.set(key::RETRY_CONNECT_TIMER, timer_text(interval, None));
+        if self.stage == Stage::Connecting {
+            d.set(
+                contract::DcOperation::Connect.key(),
+                operation_text(
+                    self.connect_attempts.saturating_sub(1),
+                    self.last_error.as_deref(),
+                ),
+            );
+        }
+        d
+    }
+
+    /// The details dict (§11.5.3): the info dict plus the sysfs attributes
+    /// of the bound device (`dev`), `connected` and the DLPE.
+    fn details_dict(&self, redact: bool, dev: Option<&ControllerInfo>) -> OrderedDict {
+        let mut d = self.info_dict(redact);
+        let dctype = dev
+            .and_then(|i| i.dctype)
+            .map(|t| t.stas_str().into_owned())
+            .unwrap_or_default();
+        add_device_attrs(&mut d, dev, dctype);
+        d.set(key::CONNECTED, py_bool(self.connected()));
+        d.set(key::DLPE, dlpe_repr(self));
+        d.set(key::DLPE_NCC, py_bool(self.ncc()));
+        d
+    }
+
     fn device(&self) -> Option<&str> {
         self.device.as_deref()
     }
-
-    fn info_dict(&self, redact: bool) -> OrderedDict {
-        info_dict(self, redact)
-    }
-
-    fn details_dict(&self, redact: bool, dev: Option<&ControllerInfo>) -> OrderedDict {
-        details_dict(self, redact, dev)
-    }
 }
 
-/// `org.nvmexpress.stac`.
-#[derive(Debug, Clone)]
-pub struct StacInterface {
-    cfg: Arc<DbusConfig>,
-}
-
-#[interface(name = "org.nvmexpress.stac")]
-impl StacInterface {
-    /// One dict per I/O controller: its controller-id dict, or its details.
-    #[zbus(name = "list_controllers")]
-    async fn list_controllers(
-        &self,
-        detailed: bool,
-        #[zbus(connection)] conn: &Connection,
-        #[zbus(header)] hdr: Header<'_>,
-    ) -> Vec<OrderedDict> {
-        self.cfg.list_controllers(detailed, conn, &hdr).await
-    }
-}
+/// `org.nvmexpress.stac` over stacd's I/O controllers.
+pub type StacInterface = stas_daemon::dbus::StacInterface<IocStatus>;
 
 /// `org.nvmexpress.stac.debug` over stacd's I/O controllers.
 pub type StacDebug = stas_daemon::dbus::StacDebug<IocStatus>;
@@ -127,13 +105,8 @@ pub async fn export(
     cfg: DbusConfig,
 ) -> zbus::Result<Connection> {
     let cfg = Arc::new(cfg);
-    let conn = builder
-        .serve_at(OBJECT_PATH, StacInterface { cfg: cfg.clone() })?
-        .serve_at(OBJECT_PATH, StacDebug::new(cfg))?
-        .build()
-        .await?;
-    log::debug!("D-Bus: {INTERFACE} and {DEBUG_INTERFACE} exported at {OBJECT_PATH}");
-    Ok(conn)
+    let main = StacInterface::new(cfg.clone());
+    export_interfaces(builder, OBJECT_PATH, main, StacDebug::new(cfg)).await
 }
 
 /// Connects to the system bus (or `address`), exports the objects, then
@@ -413,32 +386,14 @@ mod tests {
             model: Some("Linux".into()),
             ..ControllerInfo::default()
         };
-        let d = details_dict(&status(), true, Some(&dev));
+        let d = status().details_dict(true, Some(&dev));
         let keys: Vec<&str> = d.keys().collect();
+        // Upstream's order, one key after the other (none has a comma).
         assert_eq!(
-            keys,
-            [
-                "traddr",
-                "trsvcid",
-                "transport",
-                "subsysnqn",
-                "host-iface",
-                "host-traddr",
-                "dhchap-ctrl-secret",
-                "host-nqn",
-                "device",
-                "connect attempts",
-                "retry connect timer",
-                "hostid",
-                "hostnqn",
-                "model",
-                "serial",
-                "dctype",
-                "cntrltype",
-                "connected",
-                "dlpe",
-                "dlpe.eflags.ncc",
-            ]
+            keys.join(","),
+            "traddr,trsvcid,transport,subsysnqn,host-iface,host-traddr,dhchap-ctrl-secret,\
+             host-nqn,device,connect attempts,retry connect timer,hostid,hostnqn,model,serial,\
+             dctype,cntrltype,connected,dlpe,dlpe.eflags.ncc"
         );
         assert_eq!(
             d.get("dhchap-ctrl-secret"),
@@ -454,10 +409,10 @@ mod tests {
             "{dlpe}"
         );
         assert!(dlpe.contains("'tsas': \"{'sectype': 'none'}\""), "{dlpe}");
-        let root = details_dict(&status(), false, None);
+        let root = status().details_dict(false, None);
         assert_eq!(root.get("dhchap-ctrl-secret"), Some("DHHC-1:00:c2VjcmV0:"));
         let mut none = status();
         none.dlpe = None;
-        assert_eq!(details_dict(&none, false, None).get("dlpe"), Some("None"));
+        assert_eq!(none.details_dict(false, None).get("dlpe"), Some("None"));
     }
 }

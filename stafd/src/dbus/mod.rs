@@ -29,9 +29,9 @@ use zbus::names::BusName;
 use zbus::{fdo, interface, Connection};
 
 use crate::dc::{DcStatus, Stage, FAST_RETRY, SLOW_RETRY};
-use crate::service::{Signals, View};
+use crate::service::Signals;
 
-pub use staf::{BUS_NAME, DEBUG_INTERFACE, INTERFACE, OBJECT_PATH};
+pub use staf::{BUS_NAME, INTERFACE, OBJECT_PATH};
 /// Interval of upstream's retry-connect timer before any failure (§5).
 const INITIAL_RETRY_SECS: u64 = 60;
 
@@ -41,11 +41,6 @@ pub type DbusConfig = stas_daemon::dbus::DbusConfig<DcStatus, ZeroconfView>;
 
 // ---------------------------------------------------------------------------
 // The dict and text shapes of §11.5 - §11.7.
-
-/// The controller-id dict (§11.5.1) of a DC.
-pub fn controller_id_dict(s: &DcStatus, redact: bool) -> OrderedDict {
-    stas_daemon::dbus::controller_id_dict(&s.tid, s.device.as_deref(), redact)
-}
 
 /// The retry-connect timer of a DC as upstream would show it: its interval
 /// follows the failure count (60 s initially, 3 s after the first failure or
@@ -78,59 +73,52 @@ pub fn operation(stage: Stage) -> Option<DcOperation> {
     }
 }
 
-/// The info dict (§11.5.2): the controller-id dict plus connect attempts,
-/// the retry timer, the operation in flight and the origin.
-pub fn info_dict(s: &DcStatus, redact: bool) -> OrderedDict {
-    let mut d = controller_id_dict(s, redact);
-    d.set(key::CONNECT_ATTEMPTS, s.connect_attempts.to_string());
-    d.set(key::RETRY_CONNECT_TIMER, retry_timer_text(s));
-    let error = s.last_error.as_deref();
-    let op = operation(s.stage);
-    // Upstream's connect operation comes before the origin, the others
-    // after it; its fail count is that of the attempts before this one.
-    if op == Some(DcOperation::Connect) {
-        d.set(
-            DcOperation::Connect.key(),
-            operation_text(s.connect_attempts.saturating_sub(1), error),
-        );
-    }
-    if let Some(o) = s.origin {
-        d.set(key::ORIGIN, o.as_str());
-    }
-    // The mDNS persistence keys of discovered DCs (§6.7) come with mDNS
-    // support; stafd has no loss time or persistence to show yet.
-    if let Some(op) = op.filter(|op| *op != DcOperation::Connect) {
-        d.set(op.key(), operation_text(u32::from(error.is_some()), error));
-    }
-    d
-}
-
-/// The details dict (§11.5.3): the info dict plus the sysfs attributes of
-/// the bound device (`dev`) and `connected`.
-pub fn details_dict(s: &DcStatus, redact: bool, dev: Option<&ControllerInfo>) -> OrderedDict {
-    let mut d = info_dict(s, redact);
-    let bound = s.device.is_some();
-    let dctype = dev
-        .and_then(|i| i.dctype)
-        .or(if bound { s.dctype } else { None })
-        .map(|t| t.stas_str().into_owned())
-        .unwrap_or_default();
-    add_device_attrs(&mut d, dev, dctype);
-    d.set(key::CONNECTED, py_bool(s.connected));
-    d
-}
-
+/// The dicts of §11.5.2 and §11.5.3 for a DC.
 impl ControllerDicts for DcStatus {
+    /// The info dict (§11.5.2): the controller-id dict plus connect
+    /// attempts, the retry timer, the operation in flight and the origin.
+    fn info_dict(&self, redact: bool) -> OrderedDict {
+        let mut d = self.controller_id_dict(redact);
+        d.set(key::CONNECT_ATTEMPTS, self.connect_attempts.to_string());
+        d.set(key::RETRY_CONNECT_TIMER, retry_timer_text(self));
+        let error = self.last_error.as_deref();
+        let op = operation(self.stage);
+        // Upstream's connect operation comes before the origin, the others
+        // after it; its fail count is that of the attempts before this one.
+        if op == Some(DcOperation::Connect) {
+            d.set(
+                DcOperation::Connect.key(),
+                operation_text(self.connect_attempts.saturating_sub(1), error),
+            );
+        }
+        if let Some(o) = self.origin {
+            d.set(key::ORIGIN, o.as_str());
+        }
+        // The mDNS persistence keys of discovered DCs (§6.7) come with mDNS
+        // support; stafd has no loss time or persistence to show yet.
+        if let Some(op) = op.filter(|op| *op != DcOperation::Connect) {
+            d.set(op.key(), operation_text(u32::from(error.is_some()), error));
+        }
+        d
+    }
+
+    /// The details dict (§11.5.3): the info dict plus the sysfs attributes
+    /// of the bound device (`dev`) and `connected`.
+    fn details_dict(&self, redact: bool, dev: Option<&ControllerInfo>) -> OrderedDict {
+        let mut d = self.info_dict(redact);
+        let bound = self.device.is_some();
+        let dctype = dev
+            .and_then(|i| i.dctype)
+            .or(if bound { self.dctype } else { None })
+            .map(|t| t.stas_str().into_owned())
+            .unwrap_or_default();
+        add_device_attrs(&mut d, dev, dctype);
+        d.set(key::CONNECTED, py_bool(self.connected));
+        d
+    }
+
     fn device(&self) -> Option<&str> {
         self.device.as_deref()
-    }
-
-    fn info_dict(&self, redact: bool) -> OrderedDict {
-        info_dict(self, redact)
-    }
-
-    fn details_dict(&self, redact: bool, dev: Option<&ControllerInfo>) -> OrderedDict {
-        details_dict(self, redact, dev)
     }
 }
 
@@ -152,9 +140,9 @@ pub fn all_log_pages_json(
         dcs.iter()
             .map(|(s, dev)| {
                 let dc = if detailed {
-                    details_dict(s, redact, dev.as_ref())
+                    s.details_dict(redact, dev.as_ref())
                 } else {
-                    controller_id_dict(s, redact)
+                    s.controller_id_dict(redact)
                 };
                 Json::Obj(vec![
                     (key::DISCOVERY_CONTROLLER.to_owned(), Json::from(&dc)),
@@ -363,12 +351,8 @@ pub async fn export(
     queue: SignalQueue,
 ) -> zbus::Result<Connection> {
     let cfg = Arc::new(cfg);
-    let conn = builder
-        .serve_at(OBJECT_PATH, StafInterface::new(cfg.clone()))?
-        .serve_at(OBJECT_PATH, StafDebug::new(cfg))?
-        .build()
-        .await?;
-    log::debug!("D-Bus: {INTERFACE} and {DEBUG_INTERFACE} exported at {OBJECT_PATH}");
+    let main = StafInterface::new(cfg.clone());
+    let conn = export_interfaces(builder, OBJECT_PATH, main, StafDebug::new(cfg)).await?;
     tokio::spawn(emit_signals(conn.clone(), queue));
     Ok(conn)
 }

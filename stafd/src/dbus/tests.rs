@@ -13,12 +13,13 @@ use zbus::zvariant::{OwnedValue, Value};
 
 use serde::Serialize;
 use stas_config::{Cid, SysConf};
+use stas_daemon::dbus::contract::staf::DEBUG_INTERFACE;
 use stas_tid::TidContext;
 use zbus::zvariant::Type;
 
 use super::*;
 use crate::dc::HostInfo;
-use crate::service::{Input, Service, ServiceHandle, Stats};
+use crate::service::{Input, Service, ServiceHandle, Stats, View};
 use crate::sim::SimKernel;
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
@@ -546,11 +547,11 @@ fn secrets_are_redacted_only_when_asked() {
         ("hdr-digest", "true"),
     ]);
     assert!(s.has_secrets());
-    let d = controller_id_dict(&s, true);
+    let d = s.controller_id_dict(true);
     assert_eq!(d.get("dhchap-secret"), Some(REDACTED));
     assert_eq!(d.get("dhchap-ctrl-secret"), Some(REDACTED));
     assert_eq!(d.get("hdr-digest"), Some("true"));
-    let d = controller_id_dict(&s, false);
+    let d = s.controller_id_dict(false);
     assert_eq!(d.get("dhchap-secret"), Some("DHHC-1:00:y:"));
     assert!(!status(&[("kato", "10")]).has_secrets());
 }
@@ -560,7 +561,7 @@ fn unbound_dc_and_host_nqn_override_key_order() {
     // A per-controller host-nqn is a cfg key upstream, but the dict shows
     // it once, just before device.
     let s = status(&[("host-nqn", "nqn.h"), ("kato", "5")]);
-    let d = controller_id_dict(&s, true);
+    let d = s.controller_id_dict(true);
     let keys: Vec<&str> = d.keys().collect();
     assert_eq!(
         keys,
@@ -579,7 +580,7 @@ fn unbound_dc_and_host_nqn_override_key_order() {
     assert_eq!(d.get("host-nqn"), Some("nqn.h"));
     assert_eq!(d.get("device"), Some("nvme?"));
     // Not bound, no sysfs: every attribute is "", connected False, no origin.
-    let d = details_dict(&s, true, None);
+    let d = s.details_dict(true, None);
     for k in [
         "hostid",
         "hostnqn",
@@ -621,7 +622,7 @@ fn timers_and_operations_in_python_text() {
     s.stage = Stage::Connecting;
     s.connect_attempts = 3;
     s.last_error = Some("Connection refused (traddr='10.0.0.1')".into());
-    let d = info_dict(&s, true);
+    let d = s.info_dict(true);
     assert_eq!(
         d.get("connect operation"),
         Some(
@@ -630,7 +631,7 @@ fn timers_and_operations_in_python_text() {
     );
     s.stage = Stage::Fetching;
     s.last_error = None;
-    let d = info_dict(&s, true);
+    let d = s.info_dict(true);
     assert_eq!(d.get("connect operation"), None);
     assert_eq!(
         d.get("get log page operation"),

@@ -25,8 +25,8 @@ pub mod contract;
 mod server;
 
 pub use server::{
-    bus_builder, claim_name, ControllerDicts, DbusConfig, DeviceInfoFn, ProcessInfoExtra,
-    StacDebug, StafDebug, ZeroconfView,
+    bus_builder, claim_name, export_interfaces, ControllerDicts, DbusConfig, DeviceInfoFn,
+    ProcessInfoExtra, StacDebug, StacInterface, StafDebug, ZeroconfView,
 };
 
 /// The environment variable that overrides the system bus address (tests).

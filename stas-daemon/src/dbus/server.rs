@@ -1,6 +1,7 @@
 //! The server side both daemons share: what their D-Bus objects answer
 //! from ([`DbusConfig`]), the debug interface ([`StafDebug`],
-//! [`StacDebug`]), `list_controllers`, and getting on the bus.
+//! [`StacDebug`]), `list_controllers` (all of stacd's main interface,
+//! [`StacInterface`]), and getting on the bus.
 
 // controller_info has seven string arguments (the TID fields).
 #![allow(clippy::too_many_arguments)]
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use nvmf_kernel::sysfs::ControllerInfo;
 use stas_config::SysConf;
 use zbus::message::Header;
+use zbus::object_server::Interface;
 use zbus::{fdo, Connection};
 
 use super::contract::key;
@@ -289,6 +291,59 @@ debug_interface!(
     "org.nvmexpress.stac.debug"
 );
 
+/// `org.nvmexpress.stac`: stacd's main interface, which lists its I/O
+/// controllers and nothing else.
+pub struct StacInterface<S, X = ()> {
+    cfg: Arc<DbusConfig<S, X>>,
+}
+
+impl<S, X> StacInterface<S, X> {
+    /// The interface over `cfg`.
+    pub fn new(cfg: Arc<DbusConfig<S, X>>) -> Self {
+        Self { cfg }
+    }
+}
+
+impl<S, X> std::fmt::Debug for StacInterface<S, X> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StacInterface")
+            .field("cfg", &self.cfg)
+            .finish()
+    }
+}
+
+#[zbus::interface(name = "org.nvmexpress.stac")]
+impl<S: ControllerDicts, X: ProcessInfoExtra> StacInterface<S, X> {
+    /// One dict per I/O controller: its controller-id dict, or its details.
+    #[zbus(name = "list_controllers")]
+    async fn list_controllers(
+        &self,
+        detailed: bool,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Vec<OrderedDict> {
+        self.cfg.list_controllers(detailed, conn, &hdr).await
+    }
+}
+
+/// Builds the connection of `builder` with a daemon's `main` and `debug`
+/// interfaces exported at `path`. Requests no name (see [`claim_name`]);
+/// usable on peer-to-peer connections.
+pub async fn export_interfaces<M: Interface, D: Interface>(
+    builder: zbus::connection::Builder<'_>,
+    path: &'static str,
+    main: M,
+    debug: D,
+) -> zbus::Result<Connection> {
+    let conn = builder
+        .serve_at(path, main)?
+        .serve_at(path, debug)?
+        .build()
+        .await?;
+    log::debug!("D-Bus: {} and {} exported at {path}", M::name(), D::name());
+    Ok(conn)
+}
+
 /// A connection builder for the bus at `address` (`--bus-address`,
 /// `$STAS_BUS_ADDRESS`), or for the system bus.
 pub fn bus_builder(address: Option<&str>) -> zbus::Result<zbus::connection::Builder<'static>> {
@@ -313,7 +368,6 @@ pub async fn claim_name(conn: &Connection, name: &'static str) -> zbus::Result<(
 #[cfg(test)]
 mod tests {
     use stas_tid::Tid;
-    use zbus::object_server::Interface;
 
     use super::*;
     use crate::dbus::contract::{stac, staf};
@@ -340,7 +394,11 @@ mod tests {
     }
 
     #[test]
-    fn the_debug_interfaces_have_the_contracts_names() {
+    fn the_interfaces_have_the_contracts_names() {
+        assert_eq!(
+            <StacInterface<Nothing> as Interface>::name().as_str(),
+            stac::INTERFACE
+        );
         assert_eq!(
             <StafDebug<Nothing, ZeroconfView> as Interface>::name().as_str(),
             staf::DEBUG_INTERFACE
