@@ -883,3 +883,75 @@ fn the_interfaces_have_the_contracts_names() {
         stas_daemon::dbus::contract::staf::DEBUG_INTERFACE
     );
 }
+
+/// The contract's client proxies reach every member stafd serves, with
+/// the answers a hand-built call gets (tron is only read: other tests
+/// set it).
+#[tokio::test]
+async fn the_contracts_proxies_reach_stafds_members() {
+    use stas_daemon::dbus::contract::{proxy, StafDebugProxy, StafProxy};
+
+    let d = Daemon::start().await;
+    let staf: StafProxy<'_> = proxy(&d.client).await.unwrap();
+    let debug: StafDebugProxy<'_> = proxy(&d.client).await.unwrap();
+    let (transport, traddr, trsvcid, subsysnqn, host_traddr, host_iface, host_nqn) = TID_ARGS;
+
+    let raw: Vec<OrderedDict> = d
+        .call(INTERFACE, "list_controllers", &(true,))
+        .await
+        .body()
+        .deserialize()
+        .unwrap();
+    assert_eq!(staf.list_controllers(true).await.unwrap(), raw);
+    let pages = staf
+        .get_log_pages(
+            transport,
+            traddr,
+            trsvcid,
+            subsysnqn,
+            host_traddr,
+            host_iface,
+            host_nqn,
+        )
+        .await
+        .unwrap();
+    let raw: Vec<OrderedDict> = d
+        .call(INTERFACE, "get_log_pages", &TID_ARGS)
+        .await
+        .body()
+        .deserialize()
+        .unwrap();
+    assert_eq!((pages.len(), pages), (1, raw));
+    let raw: String = d
+        .call(INTERFACE, "get_all_log_pages", &(false,))
+        .await
+        .body()
+        .deserialize()
+        .unwrap();
+    assert_eq!(staf.get_all_log_pages(false).await.unwrap(), raw);
+
+    let raw: String = d
+        .call(DEBUG_INTERFACE, "controller_info", &TID_ARGS)
+        .await
+        .body()
+        .deserialize()
+        .unwrap();
+    let info = debug
+        .controller_info(
+            transport,
+            traddr,
+            trsvcid,
+            subsysnqn,
+            host_traddr,
+            host_iface,
+            host_nqn,
+        )
+        .await
+        .unwrap();
+    assert_eq!(info, raw);
+    assert!(debug.process_info().await.unwrap().contains("\"hostid\""));
+    let level = debug.log_level().await.unwrap();
+    assert!(level == "DEBUG" || level == "INFO", "{level}");
+    debug.tron().await.unwrap();
+    d.stop().await;
+}

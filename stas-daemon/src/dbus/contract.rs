@@ -6,9 +6,9 @@
 //! the same names, so none of them may change.
 //!
 //! zbus's `#[interface]` and `#[proxy]` attributes take string literals
-//! only, so the names also stand in the attributes below and in the
-//! daemons' main interfaces; tests check every one of them against the
-//! constants here.
+//! only, so the names also stand in the proxy attributes below, in the
+//! shared interfaces of `server.rs` and in stafd's main interface; tests
+//! check every one of them against the constants here.
 
 // The TID methods and the signal have seven or eight string arguments.
 #![allow(clippy::too_many_arguments)]
