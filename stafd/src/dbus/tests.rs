@@ -159,6 +159,19 @@ impl Daemon {
             .unwrap()
     }
 
+    /// The answer of a hand-built call, deserialized.
+    async fn answer<B, R>(&self, iface: &str, method: &str, body: &B) -> R
+    where
+        B: Serialize + zbus::zvariant::DynamicType,
+        R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
+    {
+        self.call(iface, method, body)
+            .await
+            .body()
+            .deserialize()
+            .unwrap()
+    }
+
     async fn stop(self) {
         self.handle.send(Input::Shutdown);
         self.task.await.unwrap();
@@ -894,60 +907,21 @@ async fn the_contracts_proxies_reach_stafds_members() {
     let d = Daemon::start().await;
     let staf: StafProxy<'_> = proxy(&d.client).await.unwrap();
     let debug: StafDebugProxy<'_> = proxy(&d.client).await.unwrap();
-    let (transport, traddr, trsvcid, subsysnqn, host_traddr, host_iface, host_nqn) = TID_ARGS;
+    // transport, traddr, trsvcid, subsysnqn, host-traddr, host-iface, host-nqn
+    let (t, a, s, n, ht, hi, hn) = TID_ARGS;
 
-    let raw: Vec<OrderedDict> = d
-        .call(INTERFACE, "list_controllers", &(true,))
-        .await
-        .body()
-        .deserialize()
-        .unwrap();
+    let raw: Vec<OrderedDict> = d.answer(INTERFACE, "list_controllers", &(true,)).await;
     assert_eq!(staf.list_controllers(true).await.unwrap(), raw);
-    let pages = staf
-        .get_log_pages(
-            transport,
-            traddr,
-            trsvcid,
-            subsysnqn,
-            host_traddr,
-            host_iface,
-            host_nqn,
-        )
-        .await
-        .unwrap();
-    let raw: Vec<OrderedDict> = d
-        .call(INTERFACE, "get_log_pages", &TID_ARGS)
-        .await
-        .body()
-        .deserialize()
-        .unwrap();
+    let pages = staf.get_log_pages(t, a, s, n, ht, hi, hn).await.unwrap();
+    let raw: Vec<OrderedDict> = d.answer(INTERFACE, "get_log_pages", &TID_ARGS).await;
     assert_eq!((pages.len(), pages), (1, raw));
-    let raw: String = d
-        .call(INTERFACE, "get_all_log_pages", &(false,))
-        .await
-        .body()
-        .deserialize()
-        .unwrap();
+    let raw: String = d.answer(INTERFACE, "get_all_log_pages", &(false,)).await;
     assert_eq!(staf.get_all_log_pages(false).await.unwrap(), raw);
 
     let raw: String = d
-        .call(DEBUG_INTERFACE, "controller_info", &TID_ARGS)
-        .await
-        .body()
-        .deserialize()
-        .unwrap();
-    let info = debug
-        .controller_info(
-            transport,
-            traddr,
-            trsvcid,
-            subsysnqn,
-            host_traddr,
-            host_iface,
-            host_nqn,
-        )
-        .await
-        .unwrap();
+        .answer(DEBUG_INTERFACE, "controller_info", &TID_ARGS)
+        .await;
+    let info = debug.controller_info(t, a, s, n, ht, hi, hn).await.unwrap();
     assert_eq!(info, raw);
     assert!(debug.process_info().await.unwrap().contains("\"hostid\""));
     let level = debug.log_level().await.unwrap();
