@@ -7,41 +7,25 @@
 //! As in stafd, DH-HMAC-CHAP secrets are shown as `<redacted>` unless the
 //! bus says the caller is root (docs/behaviour.md §11.9 \[REC\]).
 
-// controller_info has seven string arguments (the TID fields).
-#![allow(clippy::too_many_arguments)]
-
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use nvmf_kernel::sysfs::ControllerInfo;
-use stas_config::SysConf;
+use stas_daemon::dbus::contract::{self, key, stac, staf};
 use stas_daemon::dbus::{
-    add_device_attrs, controller_id_dict, is_secret, must_redact, operation_text, py_bool,
-    py_repr_str, tid_from_fields, timer_text, Json, OrderedDict, SharedTidContext,
+    add_device_attrs, bus_builder, claim_name, export_interfaces, operation_text, py_bool,
+    py_repr_str, timer_text, ControllerDicts, OrderedDict,
 };
-use zbus::message::{Header, Type as MessageType};
+use zbus::message::Type as MessageType;
 use zbus::names::{OwnedUniqueName, UniqueName};
-use zbus::{fdo, interface, Connection, MatchRule, MessageStream};
+use zbus::{fdo, Connection, MatchRule, MessageStream};
 
 use crate::ioc::{IocStatus, Stage, SLOW_RETRY};
-use crate::service::{Input, ServiceHandle, View};
+use crate::service::{Input, ServiceHandle};
 use crate::staf::{parse_all_log_pages, StafView};
 
-/// The well-known bus name stacd owns.
-pub const BUS_NAME: &str = "org.nvmexpress.stac";
-/// The object both interfaces live on.
-pub const OBJECT_PATH: &str = "/org/nvmexpress/stac";
-/// The main interface.
-pub const INTERFACE: &str = "org.nvmexpress.stac";
-/// The debug interface.
-pub const DEBUG_INTERFACE: &str = "org.nvmexpress.stac.debug";
-
-/// stafd's bus name, object and interface.
-pub const STAF_BUS_NAME: &str = "org.nvmexpress.staf";
-const STAF_OBJECT_PATH: &str = "/org/nvmexpress/staf";
-const STAF_INTERFACE: &str = "org.nvmexpress.staf";
+pub use stac::{BUS_NAME, OBJECT_PATH};
 /// When to ask stafd again after a failed `get_all_log_pages`.
 const STAF_RETRY: Duration = Duration::from_secs(5);
 /// A burst of stafd's signals is over once it pauses this long: the first
@@ -51,58 +35,9 @@ const BURST_PAUSE: Duration = Duration::from_millis(100);
 /// How long stafd may take to answer `get_all_log_pages`.
 const STAF_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Reads the sysfs attributes of a kernel device (`nvmeN`) for the details
-/// dict; may block briefly (it is run on the blocking pool).
-pub type DeviceInfoFn = Arc<dyn Fn(&str) -> Option<ControllerInfo> + Send + Sync>;
-
-/// What the D-Bus objects answer from.
-#[derive(Clone)]
-pub struct DbusConfig {
-    /// The service's controllers.
-    pub view: View,
-    /// How call arguments become TIDs.
-    pub tid_context: SharedTidContext,
-    /// sys.conf.
-    pub sys: SysConf,
-    /// The last-known-configuration file.
-    pub lkc_path: Option<PathBuf>,
-    /// Whether the kernel supports TP8013 (`discovery`).
-    pub kernel_tp8013: bool,
-    /// Whether the kernel supports `host_iface`.
-    pub kernel_host_iface: bool,
-    /// sysfs reader for details (None: no device attributes).
-    pub device_info: Option<DeviceInfoFn>,
-}
-
-impl std::fmt::Debug for DbusConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbusConfig")
-            .field("lkc_path", &self.lkc_path)
-            .finish_non_exhaustive()
-    }
-}
-
-fn has_secrets(s: &IocStatus) -> bool {
-    s.tid.cfg.keys().any(|k| is_secret(k))
-}
-
-/// The info dict (§11.5.2) of an I/O controller.
-pub fn info_dict(s: &IocStatus, redact: bool) -> OrderedDict {
-    let mut d = controller_id_dict(&s.tid, s.device.as_deref(), redact);
-    d.set("connect attempts", s.connect_attempts.to_string());
-    let interval = s.retry_in.unwrap_or(SLOW_RETRY);
-    d.set("retry connect timer", timer_text(interval, None));
-    if s.stage == Stage::Connecting {
-        d.set(
-            "connect operation",
-            operation_text(
-                s.connect_attempts.saturating_sub(1),
-                s.last_error.as_deref(),
-            ),
-        );
-    }
-    d
-}
+/// What the D-Bus objects answer from: the I/O controllers (stacd adds
+/// nothing to `process_info`).
+pub type DbusConfig = stas_daemon::dbus::DbusConfig<IocStatus>;
 
 /// Python's repr of the DLPE dict, or `None`.
 fn dlpe_repr(s: &IocStatus) -> String {
@@ -116,153 +51,52 @@ fn dlpe_repr(s: &IocStatus) -> String {
     format!("{{{}}}", items.join(", "))
 }
 
-/// The details dict (§11.5.3) of an I/O controller.
-pub fn details_dict(s: &IocStatus, redact: bool, dev: Option<&ControllerInfo>) -> OrderedDict {
-    let mut d = info_dict(s, redact);
-    let dctype = dev
-        .and_then(|i| i.dctype)
-        .map(|t| t.stas_str().into_owned())
-        .unwrap_or_default();
-    add_device_attrs(&mut d, dev, dctype);
-    d.set("connected", py_bool(s.connected()));
-    d.set("dlpe", dlpe_repr(s));
-    d.set("dlpe.eflags.ncc", py_bool(s.ncc()));
-    d
-}
-
-async fn with_device_info(
-    cfg: &DbusConfig,
-    iocs: Vec<IocStatus>,
-) -> Vec<(IocStatus, Option<ControllerInfo>)> {
-    let Some(read) = cfg.device_info.clone() else {
-        return iocs.into_iter().map(|s| (s, None)).collect();
-    };
-    let names: Vec<Option<String>> = iocs.iter().map(|s| s.device.clone()).collect();
-    let infos = tokio::task::spawn_blocking(move || {
-        names
-            .iter()
-            .map(|n| n.as_deref().and_then(|n| read(n)))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
-    let mut infos = infos.into_iter();
-    iocs.into_iter()
-        .map(|s| (s, infos.next().flatten()))
-        .collect()
-}
-
-/// `org.nvmexpress.stac`.
-#[derive(Debug, Clone)]
-pub struct StacInterface {
-    cfg: Arc<DbusConfig>,
-}
-
-#[interface(name = "org.nvmexpress.stac")]
-impl StacInterface {
-    /// One dict per I/O controller: its controller-id dict, or its details.
-    #[zbus(name = "list_controllers")]
-    async fn list_controllers(
-        &self,
-        detailed: bool,
-        #[zbus(connection)] conn: &Connection,
-        #[zbus(header)] hdr: Header<'_>,
-    ) -> Vec<OrderedDict> {
-        let iocs = self.cfg.view.snapshot();
-        let redact = must_redact(iocs.iter().any(has_secrets), conn, &hdr).await;
-        if !detailed {
-            return iocs
-                .iter()
-                .map(|s| controller_id_dict(&s.tid, s.device.as_deref(), redact))
-                .collect();
+/// The dicts of §11.5.2 and §11.5.3 for an I/O controller.
+impl ControllerDicts for IocStatus {
+    /// The info dict (§11.5.2): the controller-id dict plus connect
+    /// attempts, the retry timer and the connect operation in flight.
+    fn info_dict(&self, redact: bool) -> OrderedDict {
+        let mut d = self.controller_id_dict(redact);
+        d.set(key::CONNECT_ATTEMPTS, self.connect_attempts.to_string());
+        let interval = self.retry_in.unwrap_or(SLOW_RETRY);
+        d.set(key::RETRY_CONNECT_TIMER, timer_text(interval, None));
+        if self.stage == Stage::Connecting {
+            d.set(
+                contract::DcOperation::Connect.key(),
+                operation_text(
+                    self.connect_attempts.saturating_sub(1),
+                    self.last_error.as_deref(),
+                ),
+            );
         }
-        with_device_info(&self.cfg, iocs)
-            .await
-            .iter()
-            .map(|(s, dev)| details_dict(s, redact, dev.as_ref()))
-            .collect()
+        d
+    }
+
+    /// The details dict (§11.5.3): the info dict plus the sysfs attributes
+    /// of the bound device (`dev`), `connected` and the DLPE.
+    fn details_dict(&self, redact: bool, dev: Option<&ControllerInfo>) -> OrderedDict {
+        let mut d = self.info_dict(redact);
+        let dctype = dev
+            .and_then(|i| i.dctype)
+            .map(|t| t.stas_str().into_owned())
+            .unwrap_or_default();
+        add_device_attrs(&mut d, dev, dctype);
+        d.set(key::CONNECTED, py_bool(self.connected()));
+        d.set(key::DLPE, dlpe_repr(self));
+        d.set(key::DLPE_NCC, py_bool(self.ncc()));
+        d
+    }
+
+    fn device(&self) -> Option<&str> {
+        self.device.as_deref()
     }
 }
 
-/// `org.nvmexpress.stac.debug`.
-#[derive(Debug, Clone)]
-pub struct StacDebug {
-    cfg: Arc<DbusConfig>,
-}
+/// `org.nvmexpress.stac` over stacd's I/O controllers.
+pub type StacInterface = stas_daemon::dbus::StacInterface<IocStatus>;
 
-#[interface(name = "org.nvmexpress.stac.debug")]
-impl StacDebug {
-    /// Debug tracing (writes are limited to root by the bus policy).
-    #[zbus(property(emits_changed_signal = "false"), name = "tron")]
-    fn tron(&self) -> bool {
-        stas_daemon::logging::tron()
-    }
-
-    #[zbus(property, name = "tron")]
-    fn set_tron(&mut self, on: bool) {
-        stas_daemon::logging::set_tron(on);
-        log::info!("tron set to {} over D-Bus", py_bool(on));
-    }
-
-    /// `DEBUG` or `INFO`.
-    #[zbus(property(emits_changed_signal = "false"), name = "log_level")]
-    fn log_level(&self) -> String {
-        stas_daemon::logging::level_name().to_owned()
-    }
-
-    /// The daemon's state as JSON (§11.5.5).
-    #[zbus(name = "process_info")]
-    async fn process_info(
-        &self,
-        #[zbus(connection)] conn: &Connection,
-        #[zbus(header)] hdr: Header<'_>,
-    ) -> String {
-        let redact = must_redact(self.cfg.sys.hostkey.is_some(), conn, &hdr).await;
-        stas_daemon::dbus::process_info_json(
-            &self.cfg.sys,
-            self.cfg.lkc_path.as_deref(),
-            self.cfg.kernel_tp8013,
-            self.cfg.kernel_host_iface,
-            redact,
-            Vec::new(),
-        )
-    }
-
-    /// The info dict of the I/O controller with this TID as JSON, or `{}`.
-    #[zbus(name = "controller_info")]
-    async fn controller_info(
-        &self,
-        transport: &str,
-        traddr: &str,
-        trsvcid: &str,
-        subsysnqn: &str,
-        host_traddr: &str,
-        host_iface: &str,
-        host_nqn: &str,
-        #[zbus(connection)] conn: &Connection,
-        #[zbus(header)] hdr: Header<'_>,
-    ) -> String {
-        let tid = tid_from_fields(
-            [
-                transport,
-                traddr,
-                trsvcid,
-                subsysnqn,
-                host_traddr,
-                host_iface,
-                host_nqn,
-            ],
-            &self.cfg.tid_context.get(),
-        );
-        match self.cfg.view.snapshot().into_iter().find(|s| s.tid == tid) {
-            Some(s) => {
-                let redact = must_redact(has_secrets(&s), conn, &hdr).await;
-                Json::from(&info_dict(&s, redact)).dumps()
-            }
-            None => "{}".to_owned(),
-        }
-    }
-}
+/// `org.nvmexpress.stac.debug` over stacd's I/O controllers.
+pub type StacDebug = stas_daemon::dbus::StacDebug<IocStatus>;
 
 /// Builds the connection of `builder` with both interfaces exported at
 /// [`OBJECT_PATH`]. Requests no name (see [`serve`]).
@@ -271,40 +105,29 @@ pub async fn export(
     cfg: DbusConfig,
 ) -> zbus::Result<Connection> {
     let cfg = Arc::new(cfg);
-    let conn = builder
-        .serve_at(OBJECT_PATH, StacInterface { cfg: cfg.clone() })?
-        .serve_at(OBJECT_PATH, StacDebug { cfg })?
-        .build()
-        .await?;
-    log::debug!("D-Bus: {INTERFACE} and {DEBUG_INTERFACE} exported at {OBJECT_PATH}");
-    Ok(conn)
+    let main = StacInterface::new(cfg.clone());
+    export_interfaces(builder, OBJECT_PATH, main, StacDebug::new(cfg)).await
 }
 
 /// Connects to the system bus (or `address`), exports the objects, then
 /// asks for [`BUS_NAME`] without queueing: a second stacd fails with
 /// [`zbus::Error::NameTaken`].
 pub async fn serve(address: Option<&str>, cfg: DbusConfig) -> zbus::Result<Connection> {
-    let builder = match address {
-        Some(a) => zbus::connection::Builder::address(a)?,
-        None => zbus::connection::Builder::system()?,
-    };
-    let conn = export(builder, cfg).await?;
-    conn.request_name_with_flags(BUS_NAME, fdo::RequestNameFlags::DoNotQueue.into())
-        .await?;
+    let conn = export(bus_builder(address)?, cfg).await?;
+    claim_name(&conn, BUS_NAME).await?;
     Ok(conn)
 }
 
 /// Asks stafd for every log page; any failure is "unknown", never "empty".
 async fn fetch(conn: &Connection) -> StafView {
-    let call = conn.call_method(
-        Some(STAF_BUS_NAME),
-        STAF_OBJECT_PATH,
-        Some(STAF_INTERFACE),
-        "get_all_log_pages",
-        &(true,),
-    );
-    let reply = match tokio::time::timeout(STAF_CALL_TIMEOUT, call).await {
-        Ok(Ok(m)) => m,
+    let call = async {
+        contract::proxy::<contract::StafProxy<'_>>(conn)
+            .await?
+            .get_all_log_pages(true)
+            .await
+    };
+    let text = match tokio::time::timeout(STAF_CALL_TIMEOUT, call).await {
+        Ok(Ok(text)) => text,
         Ok(Err(e)) => {
             log::error!("Failed to connect to staf: {e}");
             return StafView::Unknown;
@@ -314,13 +137,6 @@ async fn fetch(conn: &Connection) -> StafView {
                 "Failed to connect to staf: no answer to get_all_log_pages within {} s",
                 STAF_CALL_TIMEOUT.as_secs()
             );
-            return StafView::Unknown;
-        }
-    };
-    let text: String = match reply.body().deserialize() {
-        Ok(t) => t,
-        Err(e) => {
-            log::error!("stafd's get_all_log_pages answer has the wrong type: {e}");
             return StafView::Unknown;
         }
     };
@@ -340,8 +156,8 @@ async fn owner_signals(conn: &Connection, owner: &UniqueName<'_>) -> zbus::Resul
     let rule = MatchRule::builder()
         .msg_type(MessageType::Signal)
         .sender(owner.as_str())?
-        .interface(STAF_INTERFACE)?
-        .path(STAF_OBJECT_PATH)?
+        .interface(staf::INTERFACE)?
+        .path(staf::OBJECT_PATH)?
         .build();
     MessageStream::for_match_rule(rule, conn, None).await
 }
@@ -389,9 +205,9 @@ pub async fn follow_stafd_counting(
     let count = |f: fn(&mut FollowStats)| f(&mut stas_daemon::lock(&stats));
     let bus = fdo::DBusProxy::new(&conn).await?;
     let mut owners = bus
-        .receive_name_owner_changed_with_args(&[(0, STAF_BUS_NAME)])
+        .receive_name_owner_changed_with_args(&[(0, staf::BUS_NAME)])
         .await?;
-    let staf_name = zbus::names::BusName::try_from(STAF_BUS_NAME)?;
+    let staf_name = zbus::names::BusName::try_from(staf::BUS_NAME)?;
     let mut owner: Option<OwnedUniqueName> = bus.get_name_owner(staf_name).await.ok();
     let mut signals = match &owner {
         Some(o) => Some(owner_signals(&conn, o).await?),
@@ -548,6 +364,20 @@ mod tests {
     }
 
     #[test]
+    fn the_interfaces_have_the_contracts_names() {
+        use zbus::object_server::Interface;
+
+        assert_eq!(
+            <StacInterface as Interface>::name().as_str(),
+            stac::INTERFACE
+        );
+        assert_eq!(
+            <StacDebug as Interface>::name().as_str(),
+            stac::DEBUG_INTERFACE
+        );
+    }
+
+    #[test]
     fn details_have_upstreams_keys_in_order_and_secrets_redacted() {
         let dev = ControllerInfo {
             name: "nvme4".into(),
@@ -556,32 +386,14 @@ mod tests {
             model: Some("Linux".into()),
             ..ControllerInfo::default()
         };
-        let d = details_dict(&status(), true, Some(&dev));
+        let d = status().details_dict(true, Some(&dev));
         let keys: Vec<&str> = d.keys().collect();
+        // Upstream's order, one key after the other (none has a comma).
         assert_eq!(
-            keys,
-            [
-                "traddr",
-                "trsvcid",
-                "transport",
-                "subsysnqn",
-                "host-iface",
-                "host-traddr",
-                "dhchap-ctrl-secret",
-                "host-nqn",
-                "device",
-                "connect attempts",
-                "retry connect timer",
-                "hostid",
-                "hostnqn",
-                "model",
-                "serial",
-                "dctype",
-                "cntrltype",
-                "connected",
-                "dlpe",
-                "dlpe.eflags.ncc",
-            ]
+            keys.join(","),
+            "traddr,trsvcid,transport,subsysnqn,host-iface,host-traddr,dhchap-ctrl-secret,\
+             host-nqn,device,connect attempts,retry connect timer,hostid,hostnqn,model,serial,\
+             dctype,cntrltype,connected,dlpe,dlpe.eflags.ncc"
         );
         assert_eq!(
             d.get("dhchap-ctrl-secret"),
@@ -597,10 +409,10 @@ mod tests {
             "{dlpe}"
         );
         assert!(dlpe.contains("'tsas': \"{'sectype': 'none'}\""), "{dlpe}");
-        let root = details_dict(&status(), false, None);
+        let root = status().details_dict(false, None);
         assert_eq!(root.get("dhchap-ctrl-secret"), Some("DHHC-1:00:c2VjcmV0:"));
         let mut none = status();
         none.dlpe = None;
-        assert_eq!(details_dict(&none, false, None).get("dlpe"), Some("None"));
+        assert_eq!(none.details_dict(false, None).get("dlpe"), Some("None"));
     }
 }

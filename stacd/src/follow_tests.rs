@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 use zbus::names::BusName;
 use zbus::{interface, Connection};
 
-use crate::dbus::{follow_stafd_counting, FollowStats, STAF_BUS_NAME};
+use stas_daemon::dbus::contract::{member, staf};
+
+use crate::dbus::{follow_stafd_counting, FollowStats};
 use crate::service::Service;
 use crate::sim::{host, SimKernel};
 
-const STAF_PATH: &str = "/org/nvmexpress/staf";
-const STAF_INTERFACE: &str = "org.nvmexpress.staf";
+const STAF_BUS_NAME: &str = staf::BUS_NAME;
+const STAF_PATH: &str = staf::OBJECT_PATH;
+const STAF_INTERFACE: &str = staf::INTERFACE;
 
 /// A dbus-daemon on a private socket, killed on drop.
 struct PrivateBus {
@@ -101,7 +104,7 @@ async fn emit(conn: &Connection, n: usize) {
             None::<BusName<'_>>,
             STAF_PATH,
             STAF_INTERFACE,
-            "log_pages_changed",
+            member::LOG_PAGES_CHANGED,
             &("tcp", "10.0.0.1", "8009", "", "", "nqn.x", "nqn.h", "nvme0"),
         )
         .await

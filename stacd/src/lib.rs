@@ -16,7 +16,9 @@ mod follow_tests;
 mod ioc;
 mod service;
 mod sim;
-mod staf;
+/// stafd's `get_all_log_pages` answer as stacd reads it (public for stafd's
+/// producer/consumer test).
+pub mod staf;
 #[cfg(test)]
 mod tests;
 
@@ -114,6 +116,7 @@ async fn simulate(n: usize, bus: Option<String>) -> ExitCode {
                 kernel_tp8013: true,
                 kernel_host_iface: true,
                 device_info: None,
+                extra: (),
             };
             match start_dbus(Some(address), dbus_cfg, &handle).await {
                 Ok(c) => Some(c),
@@ -173,6 +176,7 @@ async fn run(started: Started<StacdConfig>) -> ExitCode {
                 .ok()
                 .flatten()
         })),
+        extra: (),
     };
     // Kept for the life of the daemon: dropping it leaves the bus.
     let _dbus = match start_dbus(bus_address.as_deref(), dbus_cfg, &handle).await {

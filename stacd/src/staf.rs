@@ -5,6 +5,7 @@
 
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use serde_json::Value;
+use stas_daemon::dbus::contract::{key, LogPageState, TID_KEYS};
 
 /// One discovery controller's log page as stafd serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -12,9 +13,12 @@ pub struct DcLogPages {
     /// Which DC (its transport, address, port, NQN and host side), to
     /// attribute I/O controllers to it.
     pub dc: String,
-    /// Whether the page is stafd's word: false when it is empty and the DC
-    /// is not connected or still reading it (stafd just started without a
-    /// cached page). Controllers this DC listed before are kept meanwhile.
+    /// Whether stafd has read the DC's log page, as its dict says.
+    pub state: LogPageState,
+    /// Whether the page is stafd's word: false when it is empty and not
+    /// [`LogPageState::Read`] (stafd just started without a cached page,
+    /// or is still reading it). Controllers this DC listed before are
+    /// kept meanwhile.
     pub complete: bool,
     /// The DC's `host-traddr` (I/O controllers it lists connect from there).
     pub host_traddr: String,
@@ -38,6 +42,25 @@ pub enum StafView {
     Known(Vec<DcLogPages>),
 }
 
+/// A `get_all_log_pages` answer of the wrong shape. stacd keeps what it
+/// knew and asks stafd again; a stafd that keeps answering this is not
+/// one stacd understands (check that both come from the same release).
+#[derive(Debug, thiserror::Error)]
+pub enum AllLogPagesError {
+    /// The text is not JSON.
+    #[error("stafd's get_all_log_pages answer is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The document is not an array of DCs.
+    #[error("stafd's get_all_log_pages answer is not a JSON array")]
+    NotAnArray,
+    /// An element has no controller dict.
+    #[error("stafd's get_all_log_pages: element {0} has no \"discovery-controller\"")]
+    NoController(usize),
+    /// An element has no entry list.
+    #[error("stafd's get_all_log_pages: element {0} has no \"log-pages\" array")]
+    NoLogPages(usize),
+}
+
 fn text(v: &Value, key: &str) -> String {
     v.get(key)
         .and_then(Value::as_str)
@@ -48,23 +71,18 @@ fn text(v: &Value, key: &str) -> String {
 
 /// Parses the `get_all_log_pages` JSON text. Entries that do not parse are
 /// skipped with a debug line; a document of the wrong shape is an error.
-pub fn parse_all_log_pages(json: &str) -> Result<Vec<DcLogPages>, String> {
-    let doc: Value = serde_json::from_str(json)
-        .map_err(|e| format!("stafd's get_all_log_pages answer is not JSON: {e}"))?;
-    let dcs = doc
-        .as_array()
-        .ok_or("stafd's get_all_log_pages answer is not a JSON array")?;
+pub fn parse_all_log_pages(json: &str) -> Result<Vec<DcLogPages>, AllLogPagesError> {
+    let doc: Value = serde_json::from_str(json).map_err(AllLogPagesError::NotJson)?;
+    let dcs = doc.as_array().ok_or(AllLogPagesError::NotAnArray)?;
     let mut out = Vec::with_capacity(dcs.len());
     for (i, dc) in dcs.iter().enumerate() {
-        let ctrl = dc.get("discovery-controller").ok_or_else(|| {
-            format!("stafd's get_all_log_pages: element {i} has no \"discovery-controller\"")
-        })?;
+        let ctrl = dc
+            .get(key::DISCOVERY_CONTROLLER)
+            .ok_or(AllLogPagesError::NoController(i))?;
         let pages = dc
-            .get("log-pages")
+            .get(key::LOG_PAGES)
             .and_then(Value::as_array)
-            .ok_or_else(|| {
-                format!("stafd's get_all_log_pages: element {i} has no \"log-pages\" array")
-            })?;
+            .ok_or(AllLogPagesError::NoLogPages(i))?;
         let entries = pages
             .iter()
             .filter_map(|p| {
@@ -80,36 +98,21 @@ pub fn parse_all_log_pages(json: &str) -> Result<Vec<DcLogPages>, String> {
                 e
             })
             .collect();
-        let dc = [
-            "transport",
-            "traddr",
-            "trsvcid",
-            "subsysnqn",
-            "host-traddr",
-            "host-iface",
-            "host-nqn",
-        ]
-        .iter()
-        .map(|k| text(ctrl, k))
-        .collect::<Vec<_>>()
-        .join(", ");
-        let connected = ctrl.get("connected").and_then(Value::as_str) != Some("False");
-        // Any pipeline step in flight means the page is not read yet.
-        let reading = [
-            "connect operation",
-            "register operation",
-            "get supported log page operation",
-            "get log page operation",
-        ]
-        .iter()
-        .any(|k| ctrl.get(*k).is_some());
-        let complete = !pages.is_empty() || (connected && !reading);
+        let dc = TID_KEYS
+            .iter()
+            .map(|k| text(ctrl, k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A key present with a value that is not text still counts (an
+        // operation in flight); `connected` must say "False" to count.
+        let state = LogPageState::from_dict(|k| ctrl.get(k).map(|v| v.as_str().unwrap_or("")));
         out.push(DcLogPages {
             dc: format!("({dc})"),
-            complete,
-            host_traddr: text(ctrl, "host-traddr"),
-            host_iface: text(ctrl, "host-iface"),
-            host_nqn: text(ctrl, "host-nqn"),
+            state,
+            complete: !pages.is_empty() || state.is_read(),
+            host_traddr: text(ctrl, key::HOST_TRADDR),
+            host_iface: text(ctrl, key::HOST_IFACE),
+            host_nqn: text(ctrl, key::HOST_NQN),
             entries,
         });
     }
@@ -161,7 +164,7 @@ mod tests {
             ("[{}]", "discovery-controller"),
             (r#"[{"discovery-controller": {}}]"#, "log-pages"),
         ] {
-            let e = parse_all_log_pages(doc).unwrap_err();
+            let e = parse_all_log_pages(doc).unwrap_err().to_string();
             assert!(e.contains(needle), "{doc}: {e}");
         }
         assert_eq!(parse_all_log_pages("[]").unwrap(), vec![]);

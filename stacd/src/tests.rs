@@ -18,6 +18,7 @@ use crate::ioc::{HostInfo, IocStatus, Source, Stage};
 use crate::service::{Input, Service, ServiceHandle, Stats, AUDIT_DELAY};
 use crate::sim::{SimKernel, SubsystemSim as _};
 use crate::staf::{DcLogPages, StafView};
+use stas_daemon::dbus::contract::{DcOperation, LogPageState};
 use stas_daemon::task::DEFAULT_CONNECTS_IN_FLIGHT;
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
@@ -56,6 +57,11 @@ fn staf(entries: Vec<DiscoveryLogEntry>) -> Input {
 fn staf_page(entries: Vec<DiscoveryLogEntry>, complete: bool) -> Input {
     Input::Staf(StafView::Known(vec![DcLogPages {
         dc: "(tcp, 10.0.0.1, 8009)".into(),
+        state: if complete {
+            LogPageState::Read
+        } else {
+            LogPageState::InFlight(DcOperation::GetLogPage)
+        },
         complete,
         host_traddr: String::new(),
         host_iface: "eth1".into(),

@@ -189,7 +189,7 @@ async fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
                 kernel_tp8013: true,
                 kernel_host_iface: true,
                 device_info: None,
-                zeroconf_view: zeroconf_view.clone(),
+                extra: zeroconf_view.clone(),
             };
             match dbus::serve(Some(&address), dbus_cfg, signal_queue).await {
                 Ok(c) => Some(c),
@@ -311,7 +311,7 @@ async fn run(args: &Args, started: Started<StafdConfig>) -> ExitCode {
                 .ok()
                 .flatten()
         })),
-        zeroconf_view: zeroconf_view.clone(),
+        extra: zeroconf_view.clone(),
     };
     // Kept for the life of the daemon: dropping it leaves the bus.
     let dbus_conn = match dbus::serve(bus_address.as_deref(), dbus_cfg, signal_queue).await {

@@ -9,24 +9,30 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::Value;
+use stas_daemon::dbus::contract::{self, key};
+use stas_daemon::dbus::OrderedDict;
 
 use crate::output::table;
 
-/// A daemon a control tool talks to, and where it lives on the bus (§11.1).
+/// Which daemon a control tool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonKind {
+    /// stafd ([`contract::staf`]).
+    Staf,
+    /// stacd ([`contract::stac`]).
+    Stac,
+}
+
+/// A daemon a control tool talks to; where it lives on the bus (§11.1) is
+/// in the D-Bus contract ([`contract::staf`], [`contract::stac`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Daemon {
     /// The daemon's name in messages (`stafd`).
     pub name: &'static str,
     /// The control tool's name in messages (`stafctl`).
     pub tool: &'static str,
-    /// Its well-known bus name.
-    pub bus_name: &'static str,
-    /// The object both interfaces live on.
-    pub path: &'static str,
-    /// The main interface (`list_controllers`, ...).
-    pub iface: &'static str,
-    /// The debug interface (`tron`, `process_info`, `controller_info`).
-    pub debug_iface: &'static str,
+    /// Which one it is (its names and proxies).
+    pub kind: DaemonKind,
     /// Whether it caches discovery log pages (`get_log_pages`), which
     /// `status` then shows per controller.
     pub has_log_pages: bool,
@@ -36,10 +42,7 @@ pub struct Daemon {
 pub const STAFD: Daemon = Daemon {
     name: "stafd",
     tool: "stafctl",
-    bus_name: "org.nvmexpress.staf",
-    path: "/org/nvmexpress/staf",
-    iface: "org.nvmexpress.staf",
-    debug_iface: "org.nvmexpress.staf.debug",
+    kind: DaemonKind::Staf,
     has_log_pages: true,
 };
 
@@ -47,10 +50,7 @@ pub const STAFD: Daemon = Daemon {
 pub const STACD: Daemon = Daemon {
     name: "stacd",
     tool: "stacctl",
-    bus_name: "org.nvmexpress.stac",
-    path: "/org/nvmexpress/stac",
-    iface: "org.nvmexpress.stac",
-    debug_iface: "org.nvmexpress.stac.debug",
+    kind: DaemonKind::Stac,
     has_log_pages: false,
 };
 
@@ -69,28 +69,53 @@ pub enum Failure {
     Other(String),
 }
 
+/// What kind of failure a D-Bus error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    Unreachable,
+    Denied,
+    Other,
+}
+
+fn failure_kind(e: &zbus::Error) -> FailureKind {
+    match e {
+        // A property Set or Get through a proxy fails as an fdo error.
+        zbus::Error::FDO(fdo) => match &**fdo {
+            zbus::fdo::Error::AccessDenied(_) => FailureKind::Denied,
+            zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_) => {
+                FailureKind::Unreachable
+            }
+            zbus::fdo::Error::ZBus(inner) => failure_kind(inner),
+            _ => FailureKind::Other,
+        },
+        zbus::Error::MethodError(name, _, _)
+            if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
+        {
+            FailureKind::Denied
+        }
+        zbus::Error::MethodError(name, _, _)
+            if matches!(
+                name.as_str(),
+                "org.freedesktop.DBus.Error.ServiceUnknown"
+                    | "org.freedesktop.DBus.Error.NameHasNoOwner"
+            ) =>
+        {
+            FailureKind::Unreachable
+        }
+        zbus::Error::InputOutput(_) | zbus::Error::Address(_) | zbus::Error::Handshake(_) => {
+            FailureKind::Unreachable
+        }
+        _ => FailureKind::Other,
+    }
+}
+
 impl From<zbus::Error> for Failure {
     fn from(e: zbus::Error) -> Self {
         let text = e.to_string();
-        match &e {
-            zbus::Error::MethodError(name, _, _)
-                if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
-            {
-                Self::Denied(text)
-            }
-            zbus::Error::MethodError(name, _, _)
-                if matches!(
-                    name.as_str(),
-                    "org.freedesktop.DBus.Error.ServiceUnknown"
-                        | "org.freedesktop.DBus.Error.NameHasNoOwner"
-                ) =>
-            {
-                Self::Unreachable(text)
-            }
-            zbus::Error::InputOutput(_) | zbus::Error::Address(_) | zbus::Error::Handshake(_) => {
-                Self::Unreachable(text)
-            }
-            _ => Self::Other(text),
+        match failure_kind(&e) {
+            FailureKind::Unreachable => Self::Unreachable(text),
+            FailureKind::Denied => Self::Denied(text),
+            FailureKind::Other => Self::Other(text),
         }
     }
 }
@@ -118,6 +143,30 @@ impl Format {
 /// The `aa{ss}` answers: one string dict per controller or log page entry.
 pub type Dicts = Vec<HashMap<String, String>>;
 
+fn dicts(answer: Vec<OrderedDict>) -> Dicts {
+    answer
+        .into_iter()
+        .map(|d| d.0.into_iter().collect())
+        .collect()
+}
+
+/// Calls `$call` on the debug proxy (`$p`) of `$client`'s daemon: the two
+/// debug interfaces have the same members under different names.
+macro_rules! on_debug {
+    ($client:expr, $p:ident => $call:expr) => {
+        match $client.daemon.kind {
+            DaemonKind::Staf => {
+                let $p = contract::proxy::<contract::StafDebugProxy<'_>>(&$client.conn).await?;
+                $call
+            }
+            DaemonKind::Stac => {
+                let $p = contract::proxy::<contract::StacDebugProxy<'_>>(&$client.conn).await?;
+                $call
+            }
+        }
+    };
+}
+
 /// A connection to the bus, aimed at one daemon.
 #[derive(Debug)]
 pub struct Client {
@@ -140,77 +189,101 @@ impl Client {
         self.daemon
     }
 
-    /// Calls `iface.method(body)` on the daemon's object.
-    pub async fn call<B, R>(&self, iface: &str, method: &str, body: &B) -> Result<R, Failure>
-    where
-        B: serde::Serialize + zbus::zvariant::DynamicType,
-        R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
-    {
-        let reply = self
-            .conn
-            .call_method(
-                Some(self.daemon.bus_name),
-                self.daemon.path,
-                Some(iface),
-                method,
-                body,
+    /// `list_controllers(detailed)`.
+    pub async fn list_controllers(&self, detailed: bool) -> Result<Dicts, Failure> {
+        let answer = match self.daemon.kind {
+            DaemonKind::Staf => {
+                contract::proxy::<contract::StafProxy<'_>>(&self.conn)
+                    .await?
+                    .list_controllers(detailed)
+                    .await?
+            }
+            DaemonKind::Stac => {
+                contract::proxy::<contract::StacProxy<'_>>(&self.conn)
+                    .await?
+                    .list_controllers(detailed)
+                    .await?
+            }
+        };
+        Ok(dicts(answer))
+    }
+
+    /// stafd's proxy; the other daemon has no log pages to ask for.
+    async fn staf(&self) -> Result<contract::StafProxy<'_>, Failure> {
+        if self.daemon.kind != DaemonKind::Staf {
+            return Err(Failure::Other(format!(
+                "{} caches no discovery log pages; ask stafd (stafctl)",
+                self.daemon.name
+            )));
+        }
+        Ok(contract::proxy(&self.conn).await?)
+    }
+
+    /// stafd's `get_log_pages` for the controller `tid` names.
+    pub async fn get_log_pages(&self, tid: &TidArgs) -> Result<Dicts, Failure> {
+        let (transport, traddr, trsvcid, subsysnqn, host_traddr, host_iface, host_nqn) = tid;
+        let answer = self
+            .staf()
+            .await?
+            .get_log_pages(
+                transport,
+                traddr,
+                trsvcid,
+                subsysnqn,
+                host_traddr,
+                host_iface,
+                host_nqn,
             )
             .await?;
-        reply
-            .body()
-            .deserialize::<R>()
-            .map_err(|e| Failure::Other(e.to_string()))
+        Ok(dicts(answer))
     }
 
-    /// Calls a method of the main interface.
-    pub async fn call_main<B, R>(&self, method: &str, body: &B) -> Result<R, Failure>
-    where
-        B: serde::Serialize + zbus::zvariant::DynamicType,
-        R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
-    {
-        self.call(self.daemon.iface, method, body).await
+    /// stafd's `get_all_log_pages(detailed)`: JSON text.
+    pub async fn get_all_log_pages(&self, detailed: bool) -> Result<String, Failure> {
+        Ok(self.staf().await?.get_all_log_pages(detailed).await?)
     }
 
-    /// Calls a method of the debug interface.
-    pub async fn call_debug<B, R>(&self, method: &str, body: &B) -> Result<R, Failure>
-    where
-        B: serde::Serialize + zbus::zvariant::DynamicType,
-        R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
-    {
-        self.call(self.daemon.debug_iface, method, body).await
+    /// `process_info()`: JSON text.
+    pub async fn process_info(&self) -> Result<String, Failure> {
+        Ok(on_debug!(self, p => p.process_info().await?))
+    }
+
+    /// `controller_info` for the controller `tid` names: JSON text.
+    pub async fn controller_info(&self, tid: &TidArgs) -> Result<String, Failure> {
+        let (transport, traddr, trsvcid, subsysnqn, host_traddr, host_iface, host_nqn) = tid;
+        Ok(on_debug!(self, p => {
+            p.controller_info(
+                transport,
+                traddr,
+                trsvcid,
+                subsysnqn,
+                host_traddr,
+                host_iface,
+                host_nqn,
+            )
+            .await?
+        }))
     }
 
     /// Sets the `tron` property, then reads it back (as upstream does).
     pub async fn set_tron(&self, on: bool) -> Result<bool, Failure> {
-        let value = zbus::zvariant::Value::from(on);
-        let _: () = self
-            .call(
-                "org.freedesktop.DBus.Properties",
-                "Set",
-                &(self.daemon.debug_iface, "tron", value),
-            )
-            .await?;
-        let v: zbus::zvariant::OwnedValue = self
-            .call(
-                "org.freedesktop.DBus.Properties",
-                "Get",
-                &(self.daemon.debug_iface, "tron"),
-            )
-            .await?;
-        bool::try_from(v).map_err(|e| Failure::Other(e.to_string()))
+        Ok(on_debug!(self, p => {
+            p.set_tron(on).await?;
+            p.tron().await?
+        }))
     }
 }
 
 /// Column order of the controller-id dict (§11.5.1).
 pub const ID_KEYS: &[&str] = &[
-    "device",
-    "transport",
-    "traddr",
-    "trsvcid",
-    "subsysnqn",
-    "host-traddr",
-    "host-iface",
-    "host-nqn",
+    key::DEVICE,
+    key::TRANSPORT,
+    key::TRADDR,
+    key::TRSVCID,
+    key::SUBSYSNQN,
+    key::HOST_TRADDR,
+    key::HOST_IFACE,
+    key::HOST_NQN,
 ];
 
 /// Columns of a log page table.
@@ -265,14 +338,16 @@ pub type TidArgs = (String, String, String, String, String, String, String);
 /// The TID arguments that name the controller of dict `d`.
 pub fn tid_args(d: &HashMap<String, String>) -> TidArgs {
     let g = |k: &str| d.get(k).cloned().unwrap_or_default();
+    let [transport, traddr, trsvcid, subsysnqn, host_traddr, host_iface, host_nqn] =
+        contract::TID_KEYS.map(g);
     (
-        g("transport"),
-        g("traddr"),
-        g("trsvcid"),
-        g("subsysnqn"),
-        g("host-traddr"),
-        g("host-iface"),
-        g("host-nqn"),
+        transport,
+        traddr,
+        trsvcid,
+        subsysnqn,
+        host_traddr,
+        host_iface,
+        host_nqn,
     )
 }
 
@@ -287,7 +362,7 @@ pub async fn tron(c: &Client, on: bool, format: Format) -> Result<String, Failur
 
 /// `ls [-d]`: the daemon's controllers, a table (or blocks of details).
 pub async fn ls(c: &Client, detailed: bool, format: Format) -> Result<String, Failure> {
-    let list: Dicts = c.call_main("list_controllers", &(detailed,)).await?;
+    let list = c.list_controllers(detailed).await?;
     let mut out = String::new();
     match format {
         Format::Json => out.push_str(&json(&list)?),
@@ -313,23 +388,23 @@ struct ControllerStatus {
 /// `status`: `process_info` plus every controller's details merged with
 /// its `controller_info` (and, for stafd, its log page under `log_pages`).
 pub async fn status(c: &Client, format: Format) -> Result<String, Failure> {
-    let info: String = c.call_debug("process_info", &()).await?;
+    let info = c.process_info().await?;
     let info: Value = serde_json::from_str(&info).map_err(|e| {
         Failure::Other(format!(
             "{} sent bad JSON in process_info: {e}",
             c.daemon().name
         ))
     })?;
-    let list: Dicts = c.call_main("list_controllers", &(true,)).await?;
+    let list = c.list_controllers(true).await?;
     let mut controllers = Vec::new();
     for details in list {
         let args = tid_args(&details);
         let log_pages: Option<Dicts> = if c.daemon().has_log_pages {
-            Some(c.call_main("get_log_pages", &args).await?)
+            Some(c.get_log_pages(&args).await?)
         } else {
             None
         };
-        let more: String = c.call_debug("controller_info", &args).await?;
+        let more = c.controller_info(&args).await?;
         let mut obj: serde_json::Map<String, Value> = details
             .iter()
             .map(|(k, v)| (k.clone(), Value::from(v.clone())))
@@ -379,7 +454,7 @@ pub async fn status(c: &Client, format: Format) -> Result<String, Failure> {
                 let _ = writeln!(
                     out,
                     "\ncontroller {}",
-                    s.details.get("device").map_or("nvme?", String::as_str)
+                    s.details.get(key::DEVICE).map_or("nvme?", String::as_str)
                 );
                 out.push_str(&key_values(&s.details, "  "));
                 if let Some(pages) = &s.log_pages {
@@ -554,6 +629,29 @@ mod tests {
         ));
         assert!(matches!(
             Failure::from(err("org.freedesktop.DBus.Error.UnknownMethod")),
+            Failure::Other(_)
+        ));
+    }
+
+    #[test]
+    fn property_failures_through_a_proxy_are_classified_alike() {
+        let fdo = |e: zbus::fdo::Error| zbus::Error::FDO(Box::new(e));
+        assert!(matches!(
+            Failure::from(fdo(zbus::fdo::Error::AccessDenied("no".into()))),
+            Failure::Denied(_)
+        ));
+        assert!(matches!(
+            Failure::from(fdo(zbus::fdo::Error::ServiceUnknown("gone".into()))),
+            Failure::Unreachable(_)
+        ));
+        assert!(matches!(
+            Failure::from(fdo(zbus::fdo::Error::ZBus(zbus::Error::Handshake(
+                "refused".into()
+            )))),
+            Failure::Unreachable(_)
+        ));
+        assert!(matches!(
+            Failure::from(fdo(zbus::fdo::Error::Failed("bad".into()))),
             Failure::Other(_)
         ));
     }

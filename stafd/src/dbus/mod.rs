@@ -17,11 +17,10 @@
 // the methods and the signal code zbus generates for them mirror that.
 #![allow(clippy::too_many_arguments)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use nvmf_kernel::sysfs::ControllerInfo;
-use stas_config::SysConf;
+use stas_daemon::dbus::contract::{key, member, staf, DcOperation};
 pub use stas_daemon::dbus::*;
 use stas_tid::Tid;
 use tokio::sync::mpsc;
@@ -30,78 +29,18 @@ use zbus::names::BusName;
 use zbus::{fdo, interface, Connection};
 
 use crate::dc::{DcStatus, Stage, FAST_RETRY, SLOW_RETRY};
-use crate::service::{Signals, View};
+use crate::service::Signals;
 
-/// The well-known bus name stafd owns.
-pub const BUS_NAME: &str = "org.nvmexpress.staf";
-/// The object both interfaces live on.
-pub const OBJECT_PATH: &str = "/org/nvmexpress/staf";
-/// The main interface.
-pub const INTERFACE: &str = "org.nvmexpress.staf";
-/// The debug interface.
-pub const DEBUG_INTERFACE: &str = "org.nvmexpress.staf.debug";
+pub use staf::{BUS_NAME, INTERFACE, OBJECT_PATH};
 /// Interval of upstream's retry-connect timer before any failure (§5).
 const INITIAL_RETRY_SECS: u64 = 60;
 
-/// Reads the sysfs attributes of a kernel device (`nvmeN`) for the details
-/// dict; may block briefly (it is run on the blocking pool).
-pub type DeviceInfoFn = Arc<dyn Fn(&str) -> Option<ControllerInfo> + Send + Sync>;
-
-/// What the D-Bus objects answer from.
-#[derive(Clone)]
-pub struct DbusConfig {
-    /// The service's DCs.
-    pub view: View,
-    /// How method arguments become TIDs (host NQN, ignore-iface).
-    pub tid_context: SharedTidContext,
-    /// sys.conf (hostnqn, hostid, hostkey, symname for `process_info`).
-    pub sys: SysConf,
-    /// The last-known-configuration file, if any.
-    pub lkc_path: Option<PathBuf>,
-    /// The kernel accepts the `discovery` connect option (TP8013).
-    pub kernel_tp8013: bool,
-    /// The kernel accepts the `host_iface` connect option.
-    pub kernel_host_iface: bool,
-    /// Sysfs attributes of a bound device, for detailed listings; without
-    /// it `dctype` comes from the DC's own status and the rest is "".
-    pub device_info: Option<DeviceInfoFn>,
-    /// The mDNS view (`avahi` in `process_info`, §10.9) while zeroconf runs.
-    pub zeroconf_view: ZeroconfView,
-}
-
-/// The zero-touch debug view, shared with the zeroconf task.
-pub type ZeroconfView = Arc<std::sync::Mutex<Option<Json>>>;
-
-impl std::fmt::Debug for DbusConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbusConfig")
-            .field("tid_context", &self.tid_context)
-            .field("lkc_path", &self.lkc_path)
-            .field("kernel_tp8013", &self.kernel_tp8013)
-            .field("kernel_host_iface", &self.kernel_host_iface)
-            .field("device_info", &self.device_info.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl DbusConfig {
-    fn find(&self, fields: [&str; 7]) -> Option<DcStatus> {
-        let tid = tid_from_fields(fields, &self.tid_context.get());
-        self.view.snapshot().into_iter().find(|s| s.tid == tid)
-    }
-}
+/// What the D-Bus objects answer from: the DCs, and the mDNS view
+/// `process_info` shows.
+pub type DbusConfig = stas_daemon::dbus::DbusConfig<DcStatus, ZeroconfView>;
 
 // ---------------------------------------------------------------------------
 // The dict and text shapes of §11.5 - §11.7.
-
-fn has_secrets(s: &DcStatus) -> bool {
-    s.tid.cfg.keys().any(|k| is_secret(k))
-}
-
-/// The controller-id dict (§11.5.1) of a DC.
-pub fn controller_id_dict(s: &DcStatus, redact: bool) -> OrderedDict {
-    stas_daemon::dbus::controller_id_dict(&s.tid, s.device.as_deref(), redact)
-}
 
 /// The retry-connect timer of a DC as upstream would show it: its interval
 /// follows the failure count (60 s initially, 3 s after the first failure or
@@ -121,49 +60,66 @@ fn retry_timer_text(s: &DcStatus) -> String {
     timer_text(interval, None)
 }
 
-/// The info dict (§11.5.2): the controller-id dict plus connect attempts,
-/// the retry timer, the operation in flight and the origin.
-pub fn info_dict(s: &DcStatus, redact: bool) -> OrderedDict {
-    let mut d = controller_id_dict(s, redact);
-    d.set("connect attempts", s.connect_attempts.to_string());
-    d.set("retry connect timer", retry_timer_text(s));
-    let error = s.last_error.as_deref();
-    if s.stage == Stage::Connecting {
-        d.set(
-            "connect operation",
-            operation_text(s.connect_attempts.saturating_sub(1), error),
-        );
+/// The pipeline step a DC in `stage` has in flight: the operation key its
+/// info dict shows, which stacd reads as "log page not read yet"
+/// ([`stas_daemon::dbus::contract::LogPageState`]).
+pub fn operation(stage: Stage) -> Option<DcOperation> {
+    match stage {
+        Stage::Connecting => Some(DcOperation::Connect),
+        Stage::Registering => Some(DcOperation::Register),
+        Stage::Querying => Some(DcOperation::GetSupportedLogPage),
+        Stage::Fetching => Some(DcOperation::GetLogPage),
+        Stage::Waiting | Stage::Steady | Stage::Parked | Stage::Stopped => None,
     }
-    if let Some(o) = s.origin {
-        d.set("origin", o.as_str());
-    }
-    // The mDNS persistence keys of discovered DCs (§6.7) come with mDNS
-    // support; stafd has no loss time or persistence to show yet.
-    let op = match s.stage {
-        Stage::Fetching => Some("get log page operation"),
-        Stage::Registering => Some("register operation"),
-        Stage::Querying => Some("get supported log page operation"),
-        _ => None,
-    };
-    if let Some(key) = op {
-        d.set(key, operation_text(u32::from(error.is_some()), error));
-    }
-    d
 }
 
-/// The details dict (§11.5.3): the info dict plus the sysfs attributes of
-/// the bound device (`dev`) and `connected`.
-pub fn details_dict(s: &DcStatus, redact: bool, dev: Option<&ControllerInfo>) -> OrderedDict {
-    let mut d = info_dict(s, redact);
-    let bound = s.device.is_some();
-    let dctype = dev
-        .and_then(|i| i.dctype)
-        .or(if bound { s.dctype } else { None })
-        .map(|t| t.stas_str().into_owned())
-        .unwrap_or_default();
-    add_device_attrs(&mut d, dev, dctype);
-    d.set("connected", py_bool(s.connected));
-    d
+/// The dicts of §11.5.2 and §11.5.3 for a DC.
+impl ControllerDicts for DcStatus {
+    /// The info dict (§11.5.2): the controller-id dict plus connect
+    /// attempts, the retry timer, the operation in flight and the origin.
+    fn info_dict(&self, redact: bool) -> OrderedDict {
+        let mut d = self.controller_id_dict(redact);
+        d.set(key::CONNECT_ATTEMPTS, self.connect_attempts.to_string());
+        d.set(key::RETRY_CONNECT_TIMER, retry_timer_text(self));
+        let error = self.last_error.as_deref();
+        let op = operation(self.stage);
+        // Upstream's connect operation comes before the origin, the others
+        // after it; its fail count is that of the attempts before this one.
+        if op == Some(DcOperation::Connect) {
+            d.set(
+                DcOperation::Connect.key(),
+                operation_text(self.connect_attempts.saturating_sub(1), error),
+            );
+        }
+        if let Some(o) = self.origin {
+            d.set(key::ORIGIN, o.as_str());
+        }
+        // The mDNS persistence keys of discovered DCs (§6.7) come with mDNS
+        // support; stafd has no loss time or persistence to show yet.
+        if let Some(op) = op.filter(|op| *op != DcOperation::Connect) {
+            d.set(op.key(), operation_text(u32::from(error.is_some()), error));
+        }
+        d
+    }
+
+    /// The details dict (§11.5.3): the info dict plus the sysfs attributes
+    /// of the bound device (`dev`) and `connected`.
+    fn details_dict(&self, redact: bool, dev: Option<&ControllerInfo>) -> OrderedDict {
+        let mut d = self.info_dict(redact);
+        let bound = self.device.is_some();
+        let dctype = dev
+            .and_then(|i| i.dctype)
+            .or(if bound { self.dctype } else { None })
+            .map(|t| t.stas_str().into_owned())
+            .unwrap_or_default();
+        add_device_attrs(&mut d, dev, dctype);
+        d.set(key::CONNECTED, py_bool(self.connected));
+        d
+    }
+
+    fn device(&self) -> Option<&str> {
+        self.device.as_deref()
+    }
 }
 
 /// The DLPE dicts of a DC's cached log page (§11.5.4).
@@ -184,14 +140,14 @@ pub fn all_log_pages_json(
         dcs.iter()
             .map(|(s, dev)| {
                 let dc = if detailed {
-                    details_dict(s, redact, dev.as_ref())
+                    s.details_dict(redact, dev.as_ref())
                 } else {
-                    controller_id_dict(s, redact)
+                    s.controller_id_dict(redact)
                 };
                 Json::Obj(vec![
-                    ("discovery-controller".to_owned(), Json::from(&dc)),
+                    (key::DISCOVERY_CONTROLLER.to_owned(), Json::from(&dc)),
                     (
-                        "log-pages".to_owned(),
+                        key::LOG_PAGES.to_owned(),
                         Json::Arr(log_pages(s).iter().map(Json::from).collect()),
                     ),
                 ])
@@ -199,46 +155,6 @@ pub fn all_log_pages_json(
             .collect(),
     )
     .dumps()
-}
-
-/// The `process_info` JSON (§11.5.5), with the keys stafd has values for.
-pub fn process_info_json(cfg: &DbusConfig, redact: bool) -> String {
-    let avahi = cfg
-        .zeroconf_view
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    stas_daemon::dbus::process_info_json(
-        &cfg.sys,
-        cfg.lkc_path.as_deref(),
-        cfg.kernel_tp8013,
-        cfg.kernel_host_iface,
-        redact,
-        avahi.map(|v| ("avahi".to_owned(), v)).into_iter().collect(),
-    )
-}
-
-/// Sysfs attributes of the bound devices of `dcs`, read on the blocking pool.
-async fn with_device_info(
-    cfg: &DbusConfig,
-    dcs: Vec<DcStatus>,
-) -> Vec<(DcStatus, Option<ControllerInfo>)> {
-    let Some(read) = cfg.device_info.clone() else {
-        return dcs.into_iter().map(|s| (s, None)).collect();
-    };
-    let names: Vec<Option<String>> = dcs.iter().map(|s| s.device.clone()).collect();
-    let infos = tokio::task::spawn_blocking(move || {
-        names
-            .iter()
-            .map(|n| n.as_deref().and_then(|n| read(n)))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
-    let mut infos = infos.into_iter();
-    dcs.into_iter()
-        .map(|s| (s, infos.next().flatten()))
-        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -267,16 +183,7 @@ impl StafInterface {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Vec<OrderedDict> {
-        let dcs = self.cfg.view.snapshot();
-        let redact = must_redact(dcs.iter().any(has_secrets), conn, &hdr).await;
-        if !detailed {
-            return dcs.iter().map(|s| controller_id_dict(s, redact)).collect();
-        }
-        with_device_info(&self.cfg, dcs)
-            .await
-            .iter()
-            .map(|(s, dev)| details_dict(s, redact, dev.as_ref()))
-            .collect()
+        self.cfg.list_controllers(detailed, conn, &hdr).await
     }
 
     /// The cached log page entries of the DC with this TID, or `[]`.
@@ -323,9 +230,9 @@ impl StafInterface {
             ));
         }
         let dcs = self.cfg.view.snapshot();
-        let redact = must_redact(dcs.iter().any(has_secrets), conn, &hdr).await;
+        let redact = must_redact(dcs.iter().any(DcStatus::has_secrets), conn, &hdr).await;
         let dcs = if detailed {
-            with_device_info(&self.cfg, dcs).await
+            self.cfg.with_device_info(dcs).await
         } else {
             dcs.into_iter().map(|s| (s, None)).collect()
         };
@@ -351,81 +258,8 @@ impl StafInterface {
     async fn dc_removed(emitter: &zbus::object_server::SignalEmitter<'_>) -> zbus::Result<()>;
 }
 
-/// `org.nvmexpress.staf.debug`.
-#[derive(Debug, Clone)]
-pub struct StafDebug {
-    cfg: Arc<DbusConfig>,
-}
-
-impl StafDebug {
-    /// The interface over `cfg`.
-    pub fn new(cfg: Arc<DbusConfig>) -> Self {
-        Self { cfg }
-    }
-}
-
-#[interface(name = "org.nvmexpress.staf.debug")]
-impl StafDebug {
-    /// Debug tracing (writes are limited to root by the bus policy).
-    #[zbus(property(emits_changed_signal = "false"), name = "tron")]
-    fn tron(&self) -> bool {
-        stas_daemon::logging::tron()
-    }
-
-    #[zbus(property, name = "tron")]
-    fn set_tron(&mut self, on: bool) {
-        stas_daemon::logging::set_tron(on);
-        log::info!("tron set to {} over D-Bus", py_bool(on));
-    }
-
-    /// `DEBUG` or `INFO`.
-    #[zbus(property(emits_changed_signal = "false"), name = "log_level")]
-    fn log_level(&self) -> String {
-        stas_daemon::logging::level_name().to_owned()
-    }
-
-    /// The daemon's state as JSON (§11.5.5).
-    #[zbus(name = "process_info")]
-    async fn process_info(
-        &self,
-        #[zbus(connection)] conn: &Connection,
-        #[zbus(header)] hdr: Header<'_>,
-    ) -> String {
-        let redact = must_redact(self.cfg.sys.hostkey.is_some(), conn, &hdr).await;
-        process_info_json(&self.cfg, redact)
-    }
-
-    /// The info dict of the DC with this TID as JSON, or `{}`.
-    #[zbus(name = "controller_info")]
-    async fn controller_info(
-        &self,
-        transport: &str,
-        traddr: &str,
-        trsvcid: &str,
-        subsysnqn: &str,
-        host_traddr: &str,
-        host_iface: &str,
-        host_nqn: &str,
-        #[zbus(connection)] conn: &Connection,
-        #[zbus(header)] hdr: Header<'_>,
-    ) -> String {
-        match self.cfg.find([
-            transport,
-            traddr,
-            trsvcid,
-            subsysnqn,
-            host_traddr,
-            host_iface,
-            host_nqn,
-        ]) {
-            Some(s) => {
-                let redact = must_redact(has_secrets(&s), conn, &hdr).await;
-                Json::from(&info_dict(&s, redact)).dumps()
-            }
-            None => "{}".to_owned(),
-        }
-    }
-}
+/// `org.nvmexpress.staf.debug` over stafd's DCs.
+pub type StafDebug = stas_daemon::dbus::StafDebug<DcStatus, ZeroconfView>;
 
 // ---------------------------------------------------------------------------
 // Signals from the service.
@@ -483,7 +317,7 @@ async fn emit_signals(conn: Connection, mut queue: SignalQueue) {
                     None::<BusName<'_>>,
                     OBJECT_PATH,
                     INTERFACE,
-                    "log_pages_changed",
+                    member::LOG_PAGES_CHANGED,
                     &(a, b, c, d, e, f, g, h),
                 )
                 .await
@@ -493,7 +327,7 @@ async fn emit_signals(conn: Connection, mut queue: SignalQueue) {
                     None::<BusName<'_>>,
                     OBJECT_PATH,
                     INTERFACE,
-                    "dc_removed",
+                    member::DC_REMOVED,
                     &(),
                 )
                 .await
@@ -517,12 +351,8 @@ pub async fn export(
     queue: SignalQueue,
 ) -> zbus::Result<Connection> {
     let cfg = Arc::new(cfg);
-    let conn = builder
-        .serve_at(OBJECT_PATH, StafInterface::new(cfg.clone()))?
-        .serve_at(OBJECT_PATH, StafDebug::new(cfg))?
-        .build()
-        .await?;
-    log::debug!("D-Bus: {INTERFACE} and {DEBUG_INTERFACE} exported at {OBJECT_PATH}");
+    let main = StafInterface::new(cfg.clone());
+    let conn = export_interfaces(builder, OBJECT_PATH, main, StafDebug::new(cfg)).await?;
     tokio::spawn(emit_signals(conn.clone(), queue));
     Ok(conn)
 }
@@ -540,13 +370,8 @@ pub async fn serve(
     cfg: DbusConfig,
     queue: SignalQueue,
 ) -> zbus::Result<Connection> {
-    let builder = match address {
-        Some(a) => zbus::connection::Builder::address(a)?,
-        None => zbus::connection::Builder::system()?,
-    };
-    let conn = export(builder, cfg, queue).await?;
-    conn.request_name_with_flags(BUS_NAME, fdo::RequestNameFlags::DoNotQueue.into())
-        .await?;
+    let conn = export(bus_builder(address)?, cfg, queue).await?;
+    claim_name(&conn, BUS_NAME).await?;
     Ok(conn)
 }
 

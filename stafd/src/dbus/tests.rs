@@ -12,13 +12,14 @@ use zbus::message::Type as MessageType;
 use zbus::zvariant::{OwnedValue, Value};
 
 use serde::Serialize;
-use stas_config::Cid;
+use stas_config::{Cid, SysConf};
+use stas_daemon::dbus::contract::staf::DEBUG_INTERFACE;
 use stas_tid::TidContext;
 use zbus::zvariant::Type;
 
 use super::*;
 use crate::dc::HostInfo;
-use crate::service::{Input, Service, ServiceHandle, Stats};
+use crate::service::{Input, Service, ServiceHandle, Stats, View};
 use crate::sim::{DcSim as _, SimKernel};
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
@@ -74,7 +75,7 @@ fn dbus_config(view: View) -> DbusConfig {
         kernel_tp8013: true,
         kernel_host_iface: false,
         device_info: Some(device_info),
-        zeroconf_view: ZeroconfView::default(),
+        extra: ZeroconfView::default(),
     }
 }
 
@@ -155,6 +156,19 @@ impl Daemon {
         self.client
             .call_method(None::<BusName<'_>>, OBJECT_PATH, Some(iface), method, body)
             .await
+            .unwrap()
+    }
+
+    /// The answer of a hand-built call, deserialized.
+    async fn answer<B, R>(&self, iface: &str, method: &str, body: &B) -> R
+    where
+        B: Serialize + zbus::zvariant::DynamicType,
+        R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
+    {
+        self.call(iface, method, body)
+            .await
+            .body()
+            .deserialize()
             .unwrap()
     }
 
@@ -545,14 +559,14 @@ fn secrets_are_redacted_only_when_asked() {
         ("dhchap-secret", "DHHC-1:00:y:"),
         ("hdr-digest", "true"),
     ]);
-    assert!(has_secrets(&s));
-    let d = controller_id_dict(&s, true);
+    assert!(s.has_secrets());
+    let d = s.controller_id_dict(true);
     assert_eq!(d.get("dhchap-secret"), Some(REDACTED));
     assert_eq!(d.get("dhchap-ctrl-secret"), Some(REDACTED));
     assert_eq!(d.get("hdr-digest"), Some("true"));
-    let d = controller_id_dict(&s, false);
+    let d = s.controller_id_dict(false);
     assert_eq!(d.get("dhchap-secret"), Some("DHHC-1:00:y:"));
-    assert!(!has_secrets(&status(&[("kato", "10")])));
+    assert!(!status(&[("kato", "10")]).has_secrets());
 }
 
 #[test]
@@ -560,7 +574,7 @@ fn unbound_dc_and_host_nqn_override_key_order() {
     // A per-controller host-nqn is a cfg key upstream, but the dict shows
     // it once, just before device.
     let s = status(&[("host-nqn", "nqn.h"), ("kato", "5")]);
-    let d = controller_id_dict(&s, true);
+    let d = s.controller_id_dict(true);
     let keys: Vec<&str> = d.keys().collect();
     assert_eq!(
         keys,
@@ -579,7 +593,7 @@ fn unbound_dc_and_host_nqn_override_key_order() {
     assert_eq!(d.get("host-nqn"), Some("nqn.h"));
     assert_eq!(d.get("device"), Some("nvme?"));
     // Not bound, no sysfs: every attribute is "", connected False, no origin.
-    let d = details_dict(&s, true, None);
+    let d = s.details_dict(true, None);
     for k in [
         "hostid",
         "hostnqn",
@@ -621,7 +635,7 @@ fn timers_and_operations_in_python_text() {
     s.stage = Stage::Connecting;
     s.connect_attempts = 3;
     s.last_error = Some("Connection refused (traddr='10.0.0.1')".into());
-    let d = info_dict(&s, true);
+    let d = s.info_dict(true);
     assert_eq!(
         d.get("connect operation"),
         Some(
@@ -630,7 +644,7 @@ fn timers_and_operations_in_python_text() {
     );
     s.stage = Stage::Fetching;
     s.last_error = None;
-    let d = info_dict(&s, true);
+    let d = s.info_dict(true);
     assert_eq!(d.get("connect operation"), None);
     assert_eq!(
         d.get("get log page operation"),
@@ -822,4 +836,96 @@ async fn on_a_bus(bus: &PrivateBus) {
     }
     handle.send(Input::Shutdown);
     task.await.unwrap();
+}
+
+/// stafd's real producer (the detailed `get_all_log_pages` JSON of a DC in
+/// each stage, with an empty page) read by stacd's real consumer gives the
+/// typed state stacd decides on.
+#[test]
+fn stacd_reads_the_log_page_state_stafd_writes_for_every_stage() {
+    use stacd::staf::parse_all_log_pages;
+    use stas_daemon::dbus::contract::{DcOperation, LogPageState};
+
+    for stage in [
+        Stage::Waiting,
+        Stage::Connecting,
+        Stage::Registering,
+        Stage::Querying,
+        Stage::Fetching,
+        Stage::Steady,
+        Stage::Parked,
+        Stage::Stopped,
+    ] {
+        // Connected from registration to steady state, as a DC task is.
+        let connected = matches!(
+            stage,
+            Stage::Registering | Stage::Querying | Stage::Fetching | Stage::Steady
+        );
+        let expected = match stage {
+            Stage::Connecting => LogPageState::InFlight(DcOperation::Connect),
+            Stage::Registering => LogPageState::InFlight(DcOperation::Register),
+            Stage::Querying => LogPageState::InFlight(DcOperation::GetSupportedLogPage),
+            Stage::Fetching => LogPageState::InFlight(DcOperation::GetLogPage),
+            Stage::Steady => LogPageState::Read,
+            Stage::Waiting | Stage::Parked | Stage::Stopped => LogPageState::Disconnected,
+        };
+        let mut s = status(&[]);
+        s.stage = stage;
+        s.connected = connected;
+        s.connect_attempts = 1;
+        s.device = connected.then(|| "nvme0".to_owned());
+        s.log_pages.clear();
+        let json = all_log_pages_json(&[(s, None)], true, false);
+        let dcs = parse_all_log_pages(&json).unwrap();
+        assert_eq!(dcs.len(), 1);
+        assert_eq!(dcs[0].state, expected, "{stage:?}: {json}");
+        assert_eq!(dcs[0].complete, expected.is_read(), "{stage:?}");
+    }
+}
+
+#[test]
+fn the_interfaces_have_the_contracts_names() {
+    use zbus::object_server::Interface;
+
+    assert_eq!(
+        <StafInterface as Interface>::name().as_str(),
+        stas_daemon::dbus::contract::staf::INTERFACE
+    );
+    assert_eq!(
+        <StafDebug as Interface>::name().as_str(),
+        stas_daemon::dbus::contract::staf::DEBUG_INTERFACE
+    );
+}
+
+/// The contract's client proxies reach every member stafd serves, with
+/// the answers a hand-built call gets (tron is only read: other tests
+/// set it).
+#[tokio::test]
+async fn the_contracts_proxies_reach_stafds_members() {
+    use stas_daemon::dbus::contract::{proxy, StafDebugProxy, StafProxy};
+
+    let d = Daemon::start().await;
+    let staf: StafProxy<'_> = proxy(&d.client).await.unwrap();
+    let debug: StafDebugProxy<'_> = proxy(&d.client).await.unwrap();
+    // transport, traddr, trsvcid, subsysnqn, host-traddr, host-iface, host-nqn
+    let (t, a, s, n, ht, hi, hn) = TID_ARGS;
+
+    let raw: Vec<OrderedDict> = d.answer(INTERFACE, "list_controllers", &(true,)).await;
+    assert_eq!(staf.list_controllers(true).await.unwrap(), raw);
+    let pages = staf.get_log_pages(t, a, s, n, ht, hi, hn).await.unwrap();
+    let raw: Vec<OrderedDict> = d.answer(INTERFACE, "get_log_pages", &TID_ARGS).await;
+    assert_eq!((pages.len(), pages), (1, raw));
+    let raw: String = d.answer(INTERFACE, "get_all_log_pages", &(false,)).await;
+    assert_eq!(staf.get_all_log_pages(false).await.unwrap(), raw);
+
+    let raw: String = d
+        .answer(DEBUG_INTERFACE, "controller_info", &TID_ARGS)
+        .await;
+    let info = debug.controller_info(t, a, s, n, ht, hi, hn).await.unwrap();
+    assert_eq!(info, raw);
+    assert!(debug.process_info().await.unwrap().contains("\"hostid\""));
+    let level = debug.log_level().await.unwrap();
+    assert!(level == "DEBUG" || level == "INFO", "{level}");
+    debug.tron().await.unwrap();
+    d.stop().await;
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use serde_json::Value;
+use stas_daemon::dbus::contract::key;
 use tools::cli::stafctl::{Cli, Command, DlpArgs};
 use tools::ctl::{self, dict_table, json, Client, Dicts, Failure, Format, DLPE_KEYS, STAFD};
 
@@ -37,7 +38,7 @@ async fn dlp(c: &Client, a: DlpArgs, format: Format) -> Result<String, Failure> 
         a.host_iface,
         host_nqn,
     );
-    let entries: Dicts = c.call_main("get_log_pages", &args).await?;
+    let entries = c.get_log_pages(&args).await?;
     match format {
         Format::Json => json(&entries),
         Format::Table => Ok(dict_table(&entries, DLPE_KEYS)),
@@ -46,7 +47,7 @@ async fn dlp(c: &Client, a: DlpArgs, format: Format) -> Result<String, Failure> 
 
 /// `adlp [-d]`: every discovery controller with its cached log page.
 async fn adlp(c: &Client, detailed: bool, format: Format) -> Result<String, Failure> {
-    let text: String = c.call_main("get_all_log_pages", &(detailed,)).await?;
+    let text = c.get_all_log_pages(detailed).await?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| Failure::Other(format!("stafd sent bad JSON: {e}")))?;
     if format == Format::Json {
@@ -54,23 +55,23 @@ async fn adlp(c: &Client, detailed: bool, format: Format) -> Result<String, Fail
     }
     let mut out = String::new();
     for dc in v.as_array().map(Vec::as_slice).unwrap_or_default() {
-        let id = &dc["discovery-controller"];
+        let id = &dc[key::DISCOVERY_CONTROLLER];
         let s = |k: &str| id[k].as_str().unwrap_or_default().to_owned();
         let _ = writeln!(
             out,
             "{} {} {}:{} {}{}",
-            s("device"),
-            s("transport"),
-            s("traddr"),
-            s("trsvcid"),
-            s("subsysnqn"),
-            if s("host-iface").is_empty() {
+            s(key::DEVICE),
+            s(key::TRANSPORT),
+            s(key::TRADDR),
+            s(key::TRSVCID),
+            s(key::SUBSYSNQN),
+            if s(key::HOST_IFACE).is_empty() {
                 String::new()
             } else {
-                format!(" via {}", s("host-iface"))
+                format!(" via {}", s(key::HOST_IFACE))
             }
         );
-        let entries: Dicts = serde_json::from_value(dc["log-pages"].clone()).unwrap_or_default();
+        let entries: Dicts = serde_json::from_value(dc[key::LOG_PAGES].clone()).unwrap_or_default();
         for line in dict_table(&entries, DLPE_KEYS).lines() {
             let _ = writeln!(out, "  {line}");
         }

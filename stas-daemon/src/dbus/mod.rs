@@ -19,6 +19,16 @@ use zbus::{fdo, Connection};
 use stas_config::SysConf;
 use stas_tid::{Tid, TidContext};
 
+use contract::key;
+
+pub mod contract;
+mod server;
+
+pub use server::{
+    bus_builder, claim_name, export_interfaces, ControllerDicts, DbusConfig, DeviceInfoFn,
+    ProcessInfoExtra, StacDebug, StacInterface, StafDebug, ZeroconfView,
+};
+
 /// The environment variable that overrides the system bus address (tests).
 pub const ADDRESS_ENV: &str = "STAS_BUS_ADDRESS";
 /// What a secret reads as for callers other than root.
@@ -338,19 +348,19 @@ pub async fn must_redact(any_secret: bool, conn: &Connection, hdr: &Header<'_>) 
 pub fn controller_id_dict(t: &Tid, device: Option<&str>, redact: bool) -> OrderedDict {
     let mut d = OrderedDict(
         [
-            ("traddr", &t.traddr),
-            ("trsvcid", &t.trsvcid),
-            ("transport", &t.transport),
-            ("subsysnqn", &t.subsysnqn),
-            ("host-iface", &t.host_iface),
-            ("host-traddr", &t.host_traddr),
+            (key::TRADDR, &t.traddr),
+            (key::TRSVCID, &t.trsvcid),
+            (key::TRANSPORT, &t.transport),
+            (key::SUBSYSNQN, &t.subsysnqn),
+            (key::HOST_IFACE, &t.host_iface),
+            (key::HOST_TRADDR, &t.host_traddr),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.clone()))
         .collect(),
     );
     for (k, v) in &t.cfg {
-        if k == "host-nqn" {
+        if k == key::HOST_NQN {
             continue;
         }
         let v = if redact && is_secret(k) {
@@ -360,8 +370,8 @@ pub fn controller_id_dict(t: &Tid, device: Option<&str>, redact: bool) -> Ordere
         };
         d.set(k, v);
     }
-    d.set("host-nqn", t.host_nqn.clone());
-    d.set("device", device.unwrap_or("nvme?"));
+    d.set(key::HOST_NQN, t.host_nqn.clone());
+    d.set(key::DEVICE, device.unwrap_or("nvme?"));
     d
 }
 
@@ -413,16 +423,7 @@ pub fn process_info_json(
 /// fields, with the TID rules applied; host-nqn is always given, so it is
 /// taken literally even if empty.
 pub fn tid_from_fields(fields: [&str; 7], ctx: &TidContext) -> Tid {
-    let keys = [
-        "transport",
-        "traddr",
-        "trsvcid",
-        "subsysnqn",
-        "host-traddr",
-        "host-iface",
-        "host-nqn",
-    ];
-    let cid: stas_config::Cid = keys
+    let cid: stas_config::Cid = contract::TID_KEYS
         .iter()
         .zip(fields)
         .map(|(k, v)| ((*k).to_owned(), v.to_owned()))
@@ -442,13 +443,13 @@ pub fn add_device_attrs(
             .cloned()
             .unwrap_or_default()
     };
-    d.set("hostid", text(dev.and_then(|i| i.hostid.as_ref())));
-    d.set("hostnqn", text(dev.and_then(|i| i.hostnqn.as_ref())));
-    d.set("model", text(dev.and_then(|i| i.model.as_ref())));
-    d.set("serial", text(dev.and_then(|i| i.serial.as_ref())));
-    d.set("dctype", dctype);
+    d.set(key::HOSTID, text(dev.and_then(|i| i.hostid.as_ref())));
+    d.set(key::HOSTNQN, text(dev.and_then(|i| i.hostnqn.as_ref())));
+    d.set(key::MODEL, text(dev.and_then(|i| i.model.as_ref())));
+    d.set(key::SERIAL, text(dev.and_then(|i| i.serial.as_ref())));
+    d.set(key::DCTYPE, dctype);
     d.set(
-        "cntrltype",
+        key::CNTRLTYPE,
         dev.and_then(|i| i.cntrltype)
             .map(|t| t.stas_str().into_owned())
             .unwrap_or_default(),
