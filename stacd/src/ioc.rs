@@ -9,20 +9,18 @@
 //! disconnect never overtakes a connect in flight. That is what upstream's
 //! terminator (§9) exists for, without its 30 s polling.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, SupportedOptions};
+use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::EFlags;
 use stas_config::StacdConfig;
+use stas_daemon::controller::{TaskContext, TaskCore, TaskStatus};
 use stas_daemon::inventory::Role;
 use stas_daemon::kernel::FabricKernel;
-use stas_daemon::task::{
-    self, adopt_or_connect, retry_delay, Devices, Fabric, Holder, Inbox, TaskCommand, TaskError,
-};
+use stas_daemon::task::{retry_delay, TaskCommand, TaskError};
 use stas_tid::Tid;
-use tokio::sync::{mpsc, watch};
 
 pub use stas_daemon::task::{FAST_RETRY, SLOW_RETRY};
 
@@ -161,28 +159,7 @@ pub struct HostInfo {
 }
 
 /// What every I/O controller task shares.
-pub struct IocContext {
-    /// The kernel, the controller inventory and the connect bound.
-    pub fabric: Fabric<dyn FabricKernel>,
-    /// The host identity.
-    pub host: Arc<HostInfo>,
-    /// The current configuration.
-    pub config: watch::Receiver<Arc<StacdConfig>>,
-    /// Connect options the kernel accepts.
-    pub supported: Arc<SupportedOptions>,
-    /// Where notices go.
-    pub notices: mpsc::UnboundedSender<Notice>,
-    /// Which task holds which kernel device.
-    pub devices: Devices<Command>,
-}
-
-impl std::fmt::Debug for IocContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IocContext")
-            .field("host", &self.host)
-            .finish_non_exhaustive()
-    }
-}
+pub type IocContext = TaskContext<dyn FabricKernel, Command, Arc<HostInfo>, StacdConfig, Notice>;
 
 /// A running I/O controller task.
 pub type IocHandle = stas_daemon::TaskHandle<IocStatus, Command>;
@@ -195,6 +172,37 @@ impl stas_daemon::ControllerStatus for IocStatus {
     }
 }
 
+impl TaskStatus for IocStatus {
+    fn connecting(&mut self) {
+        self.connect_attempts = self.connect_attempts.saturating_add(1);
+        self.stage = Stage::Connecting;
+    }
+
+    fn bound(&mut self, device: String) {
+        self.device = Some(device);
+        self.stage = Stage::Connected;
+        self.connect_attempts = 0;
+        self.last_error = None;
+    }
+
+    fn attempts(&self) -> u32 {
+        self.connect_attempts
+    }
+
+    fn failed(&mut self, error: String) {
+        self.last_error = Some(error);
+    }
+
+    fn device(&self) -> Option<&str> {
+        self.device.as_deref()
+    }
+
+    fn stopped(&mut self) {
+        self.device = None;
+        self.stage = Stage::Stopped;
+    }
+}
+
 /// Starts a task for `tid`.
 pub fn spawn(
     ctx: Arc<IocContext>,
@@ -203,7 +211,7 @@ pub fn spawn(
     source: Source,
     dlpe: Option<DiscoveryLogEntry>,
 ) -> IocHandle {
-    let status = Arc::new(Mutex::new(IocStatus {
+    let status = IocStatus {
         tid: tid.clone(),
         source,
         device: None,
@@ -213,31 +221,22 @@ pub fn spawn(
         listed_by: None,
         last_error: None,
         retry_in: None,
-    }));
-    let (tx, rx) = mpsc::unbounded_channel();
-    let me = stas_daemon::Commander::new(tx.clone());
-    let ioc = Ioc {
-        ctx,
-        id,
-        tid,
-        status: status.clone(),
-        inbox: Inbox::new(rx),
-        me,
-        removed: false,
-        retry_now: false,
     };
-    let task = tokio::spawn(ioc.run());
-    stas_daemon::TaskHandle::new(id, status, tx, task)
+    let shared = ctx.shared.clone();
+    TaskCore::spawn(id, tid, status, shared, |core| {
+        Ioc {
+            ctx,
+            core,
+            removed: false,
+            retry_now: false,
+        }
+        .run()
+    })
 }
 
 struct Ioc {
     ctx: Arc<IocContext>,
-    id: u64,
-    tid: Tid,
-    status: Arc<Mutex<IocStatus>>,
-    inbox: Inbox<Command>,
-    /// Our own command queue, for whoever routes our device's events.
-    me: stas_daemon::Commander<Command>,
+    core: TaskCore<dyn FabricKernel, Command, IocStatus>,
     removed: bool,
     /// Attempt now instead of waiting for the retry timer.
     retry_now: bool,
@@ -245,16 +244,16 @@ struct Ioc {
 
 impl Ioc {
     fn set(&self, f: impl FnOnce(&mut IocStatus)) {
-        f(&mut lock(&self.status));
+        self.core.set(f);
     }
 
     /// Applies the commands that arrived (stops are the inbox's).
     fn apply(&mut self) {
-        let cmds: Vec<Command> = self.inbox.take().collect();
+        let cmds: Vec<Command> = self.core.inbox.take().collect();
         for cmd in cmds {
             match cmd {
                 Command::Dlpe(e) => {
-                    let mut s = lock(&self.status);
+                    let mut s = lock(&self.core.status);
                     let ncc_before = s.ncc();
                     s.dlpe = Some(*e);
                     // NCC lifted while not connected: start over at once (§7.6).
@@ -265,7 +264,7 @@ impl Ioc {
                 }
                 Command::Removed => self.removed = true,
                 Command::Reload => {
-                    if lock(&self.status).stage == Stage::GaveUp {
+                    if lock(&self.core.status).stage == Stage::GaveUp {
                         self.retry_now = true;
                     }
                 }
@@ -279,34 +278,34 @@ impl Ioc {
         let deadline = limit.map(|l| tokio::time::Instant::now() + l);
         loop {
             self.apply();
-            if self.inbox.stopping() || self.removed || self.retry_now {
+            if self.core.inbox.stopping() || self.removed || self.retry_now {
                 return;
             }
             let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
             if left.is_some_and(|l| l.is_zero()) {
                 return;
             }
-            self.inbox.wait(left).await;
+            self.core.inbox.wait(left).await;
         }
     }
 
     /// Whether to try again after a failure (§7.6).
     fn keep_trying(&self) -> bool {
-        let s = lock(&self.status);
+        let s = lock(&self.core.status);
         let limit = self.ctx.config.borrow().connect_attempts_on_ncc;
         !(s.ncc() && limit != 0 && s.connect_attempts >= limit)
     }
 
     async fn run(mut self) {
         let mut device: Option<String> = None;
-        while !self.inbox.stopping() {
+        while !self.core.inbox.stopping() {
             self.retry_now = false;
             match self.connect().await {
                 Ok(None) => {
-                    if !self.inbox.stopping() {
+                    if !self.core.inbox.stopping() {
                         log::debug!(
                             "{} - the audited connection is gone; nothing to adopt",
-                            self.tid
+                            self.core.tid
                         );
                     }
                     break;
@@ -314,13 +313,13 @@ impl Ioc {
                 Ok(Some(dev)) => {
                     device = Some(dev.clone());
                     self.wait(None).await;
-                    if self.inbox.stopping() {
+                    if self.core.inbox.stopping() {
                         break;
                     }
                     if std::mem::take(&mut self.removed) {
-                        log::info!("{} | {dev} - Received \"remove\" event", self.tid);
+                        log::info!("{} | {dev} - Received \"remove\" event", self.core.tid);
                         device = None;
-                        self.ctx.devices.unbind(&dev, self.id);
+                        self.core.shared.devices.unbind(&dev, self.core.id);
                         self.set(|s| {
                             s.device = None;
                             s.connect_attempts = 0;
@@ -329,19 +328,13 @@ impl Ioc {
                     }
                 }
                 Err(e) => {
-                    let attempts = lock(&self.status).connect_attempts;
-                    if attempts == 2 {
-                        log::error!("{} Failed to connect to controller. {e}", self.tid);
-                    } else {
-                        log::debug!("{} connect attempt {attempts} failed: {e}", self.tid);
-                    }
-                    self.set(|s| s.last_error = Some(e.to_string()));
+                    let attempts = self.core.connect_failed(&e);
                     if self.keep_trying() {
                         self.backoff(retry_delay(attempts)).await;
                     } else {
                         log::info!(
                             "{} - NCC set and {attempts} connect attempts failed; waiting for the log page entry to change",
-                            self.tid
+                            self.core.tid
                         );
                         self.set(|s| s.stage = Stage::GaveUp);
                         self.wait(None).await;
@@ -350,23 +343,12 @@ impl Ioc {
             }
         }
         self.apply();
-        let keep = self.inbox.stop().unwrap_or(true);
         self.set(|s| s.stage = Stage::Stopping);
-        if let (Some(dev), false) = (device, keep) {
-            log::info!("{} | {dev} - Disconnect initiated", self.tid);
-            match task::disconnect(&mut self.inbox, &self.ctx.fabric, &dev).await {
-                Ok(()) => log::info!("{} | {dev} - Disconnected", self.tid),
-                Err(e) => log::warn!("{} | {dev} - Disconnect failed: {e}", self.tid),
-            }
+        if let (Some(dev), false) = (device, self.core.keeps_connection()) {
+            self.core.disconnect(&dev).await;
         }
-        if let Some(dev) = lock(&self.status).device.take() {
-            self.ctx.devices.unbind(&dev, self.id);
-        }
-        self.set(|s| s.stage = Stage::Stopped);
-        let _ = self.ctx.notices.send(Notice::Stopped {
-            tid: self.tid.clone(),
-            id: self.id,
-        });
+        self.core
+            .finish(&self.ctx.notices, |tid, id| Notice::Stopped { tid, id });
     }
 
     /// Waits `delay` before the next attempt, or less if told to.
@@ -386,42 +368,11 @@ impl Ioc {
     /// now (being disposed of), and then there is nothing to do (`None`,
     /// as when told to stop before the connect could start).
     async fn connect(&mut self) -> Result<Option<String>, TaskError> {
-        self.set(|s| {
-            s.connect_attempts = s.connect_attempts.saturating_add(1);
-            s.stage = Stage::Connecting;
-        });
-        let adopt_only = lock(&self.status).source == Source::Audit;
+        let adopt_only = lock(&self.core.status).source == Source::Audit;
         let opts = self.connect_options();
-        let bound = adopt_or_connect(
-            &mut self.inbox,
-            &self.ctx.fabric,
-            Role::Io,
-            &self.tid,
-            opts,
-            self.ctx.supported.clone(),
-            adopt_only,
-        )
-        .await;
+        let bound = self.core.connect(Role::Io, opts, adopt_only).await;
         self.apply();
-        let Some(bound) = bound? else {
-            return Ok(None);
-        };
-        self.ctx.devices.established(
-            &bound,
-            Holder {
-                id: self.id,
-                tid: self.tid.clone(),
-                commander: self.me.clone(),
-            },
-        );
-        let dev = bound.device;
-        self.set(|s| {
-            s.device = Some(dev.clone());
-            s.stage = Stage::Connected;
-            s.connect_attempts = 0;
-            s.last_error = None;
-        });
-        Ok(Some(dev))
+        bound
     }
 
     /// The connect options of §5.4: the per-controller override, else the
@@ -429,21 +380,17 @@ impl Ioc {
     fn connect_options(&self) -> ConnectOptions {
         let cfg = self.ctx.config.borrow().clone();
         let host = &self.ctx.host;
-        let mut o = task::connect_options(
-            ControllerKind::Io,
-            &self.tid,
-            &cfg.global,
-            &self.ctx.supported,
-            &host.hostnqn,
-            &host.hostid,
-        );
+        let mut o =
+            self.core
+                .connect_options(ControllerKind::Io, &cfg.global, &host.hostnqn, &host.hostid);
         o.dhchap_secret = self
+            .core
             .tid
             .cfg
             .get("dhchap-secret")
             .cloned()
             .or_else(|| host.hostkey.clone());
-        o.dhchap_ctrl_secret = self.tid.cfg.get("dhchap-ctrl-secret").cloned();
+        o.dhchap_ctrl_secret = self.core.tid.cfg.get("dhchap-ctrl-secret").cloned();
         o
     }
 }

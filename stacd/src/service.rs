@@ -22,10 +22,11 @@ use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::SubType;
 use stas_config::Cid;
 use stas_config::{DisconnectScope, StacdConfig};
-use stas_daemon::inventory::{Inventory, Role};
+use stas_daemon::controller::Shared;
+use stas_daemon::inventory::Role;
 use stas_daemon::kernel::{resolve_configured, FabricKernel};
 use stas_daemon::lkc::{ControllerRecord, LastKnownConfig, LkcFile, WireLogPage};
-use stas_daemon::task::{ConnectGate, Devices, Draining, Fabric};
+use stas_daemon::task::{ConnectGate, Draining};
 use stas_tid::matching::tid_of_existing;
 use stas_tid::{filter_addresses, remove_excluded, Tid, TidContext};
 use tokio::sync::{mpsc, watch};
@@ -186,16 +187,10 @@ impl Service {
         let (ntx, notices) = mpsc::unbounded_channel();
         let (itx, inputs) = mpsc::unbounded_channel();
         let ctx = Arc::new(IocContext {
-            fabric: Fabric {
-                kernel,
-                inventory: Arc::new(Inventory::new()),
-                gate,
-            },
+            shared: Shared::new(kernel, gate, supported),
             host: Arc::new(host),
             config: config_rx,
-            supported: Arc::new(supported),
             notices: ntx,
-            devices: Devices::default(),
         });
         let view = View::default();
         let svc = Self {
@@ -276,8 +271,8 @@ impl Service {
             })
             .collect();
         let (kernel, inventory) = (
-            self.ctx.fabric.kernel.clone(),
-            self.ctx.fabric.inventory.clone(),
+            self.ctx.shared.fabric.kernel.clone(),
+            self.ctx.shared.fabric.inventory.clone(),
         );
         // One scan (the inventory's first), then a lookup per controller.
         let alive = tokio::task::spawn_blocking(move || {
@@ -396,7 +391,7 @@ impl Service {
             })
             .collect();
         let (configured, _) = remove_excluded(&cfg.excludes, configured);
-        let kernel: Arc<dyn FabricKernel> = self.ctx.fabric.kernel.clone();
+        let kernel: Arc<dyn FabricKernel> = self.ctx.shared.fabric.kernel.clone();
         let configured = resolve_configured(kernel, cfg.global.ip_family, configured).await;
         let discovered = self.discovered(&ctx);
 
@@ -507,10 +502,10 @@ impl Service {
             UeventItem::Lost => {
                 log::warn!("Kernel events were lost (uevent socket overflow); checking every I/O controller");
                 let (kernel, inventory) = (
-                    self.ctx.fabric.kernel.clone(),
-                    self.ctx.fabric.inventory.clone(),
+                    self.ctx.shared.fabric.kernel.clone(),
+                    self.ctx.shared.fabric.inventory.clone(),
                 );
-                let devices = self.ctx.devices.clone();
+                let devices = self.ctx.shared.devices.clone();
                 let held: Vec<String> = self
                     .iocs
                     .values()
@@ -536,10 +531,10 @@ impl Service {
                 if !ev.is_nvme_controller() {
                     return;
                 }
-                self.ctx.fabric.inventory.note_uevent(&ev);
+                self.ctx.shared.fabric.inventory.note_uevent(&ev);
                 match ev.action {
                     Action::Remove => {
-                        if let Some(h) = self.ctx.devices.holder(ev.devname()) {
+                        if let Some(h) = self.ctx.shared.devices.holder(ev.devname()) {
                             h.commander.send(Command::Removed);
                         }
                     }
@@ -571,8 +566,8 @@ impl Service {
             .collect();
         let ctx = self.tid_context();
         let (kernel, inventory) = (
-            self.ctx.fabric.kernel.clone(),
-            self.ctx.fabric.inventory.clone(),
+            self.ctx.shared.fabric.kernel.clone(),
+            self.ctx.shared.fabric.inventory.clone(),
         );
         let scope = std::mem::replace(&mut self.audit_scope, AuditScope::Added(BTreeSet::new()));
         let tx = self.inputs_tx.clone();

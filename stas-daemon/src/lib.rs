@@ -5,6 +5,7 @@
 //! | this page | process plumbing: the runtime, the start-up checks with upstream's messages, `--version`, `--check-config`, the signals a daemon reacts to |
 //! | [`launch`] | a daemon's start: the options both take, the start-up checks, the configuration read and re-read |
 //! | [`sim`] | the simulated kernel of unit tests and `--sim` |
+//! | [`controller`] | the core of a controller task: connect and bind, report failures, end |
 //! | [`task`] | the controller-task base: commands, blocking kernel calls off the loop, the connect gate, stop after the call in flight |
 //! | [`inventory`] | the controller inventory: one sysfs scan, then kept current by uevents and the daemon's own connects |
 //! | [`kernel`] | the kernel operations both daemons make (connect, list, delete), as a trait with a fake-able seam |
@@ -20,6 +21,7 @@
 //! Bare § numbers refer to docs/behaviour.md and docs/upstream.md;
 //! other documents are named where they are cited.
 
+pub mod controller;
 pub mod dbus;
 pub mod dlpe;
 pub mod inventory;

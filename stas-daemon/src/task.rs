@@ -215,7 +215,7 @@ pub struct Bound {
 }
 
 /// What a connect needs besides the options.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Fabric<K: ?Sized> {
     /// The kernel.
     pub kernel: Arc<K>,
@@ -223,6 +223,16 @@ pub struct Fabric<K: ?Sized> {
     pub inventory: Arc<Inventory>,
     /// The bound on connects in flight.
     pub gate: ConnectGate,
+}
+
+impl<K: ?Sized> Clone for Fabric<K> {
+    fn clone(&self) -> Self {
+        Self {
+            kernel: self.kernel.clone(),
+            inventory: self.inventory.clone(),
+            gate: self.gate.clone(),
+        }
+    }
 }
 
 /// Adopts the kernel connection that already serves `tid`, else (unless

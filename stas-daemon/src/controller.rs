@@ -1,0 +1,261 @@
+//! The core of every controller task, stafd's discovery controllers and
+//! stacd's I/O controllers alike: who it is, the status it publishes, its
+//! inbox, the connect that adopts or connects and binds the device, how a
+//! failed attempt is reported, and the end (disconnect unless the
+//! connection is kept, unbind, tell the service). What differs between
+//! the daemons (the pipeline after the connect, the retry policy) stays in
+//! each daemon's task, built around this core.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use nvmf_kernel::fabrics::{ConnectOptions, SupportedOptions};
+use nvmf_kernel::KernelError;
+use stas_tid::Tid;
+use tokio::sync::mpsc;
+
+use crate::inventory::Role;
+use crate::kernel::FabricKernel;
+use crate::task::{self, Devices, Fabric, Holder, Inbox, TaskCommand, TaskError};
+use crate::{lock, Commander, TaskHandle};
+
+/// What the core updates in a task's published status.
+pub trait TaskStatus: Send + 'static {
+    /// A connect attempt starts (count it, show it).
+    fn connecting(&mut self);
+    /// The connect bound `device` (show it connected, attempts back to 0).
+    fn bound(&mut self, device: String);
+    /// Connect attempts since the last success.
+    fn attempts(&self) -> u32;
+    /// The last error, for debug output.
+    fn failed(&mut self, error: String);
+    /// The device bound now, if any.
+    fn device(&self) -> Option<&str>;
+    /// The task has ended.
+    fn stopped(&mut self);
+}
+
+/// What a connect needs that every task of a daemon shares.
+#[derive(Debug)]
+pub struct Shared<K: ?Sized, C> {
+    /// The kernel, the controller inventory and the connect bound.
+    pub fabric: Fabric<K>,
+    /// Which task holds which kernel device.
+    pub devices: Devices<C>,
+    /// Connect options the kernel accepts.
+    pub supported: Arc<SupportedOptions>,
+}
+
+impl<K: ?Sized, C> Shared<K, C> {
+    /// Over `kernel`, with a new (empty) inventory and device table.
+    pub fn new(
+        kernel: Arc<K>,
+        gate: crate::task::ConnectGate,
+        supported: SupportedOptions,
+    ) -> Self {
+        Self {
+            fabric: Fabric {
+                kernel,
+                inventory: Arc::new(crate::inventory::Inventory::new()),
+                gate,
+            },
+            devices: Devices::default(),
+            supported: Arc::new(supported),
+        }
+    }
+}
+
+impl<K: ?Sized, C> Clone for Shared<K, C> {
+    fn clone(&self) -> Self {
+        Self {
+            fabric: self.fabric.clone(),
+            devices: self.devices.clone(),
+            supported: self.supported.clone(),
+        }
+    }
+}
+
+/// What every task of a daemon shares: the kernel side, the host
+/// identity `H`, the current configuration `Cfg` and where notices `N` go.
+pub struct TaskContext<K: ?Sized, C, H, Cfg, N> {
+    /// The kernel, the device table, the options the kernel accepts.
+    pub shared: Shared<K, C>,
+    /// The host identity.
+    pub host: H,
+    /// The current configuration.
+    pub config: tokio::sync::watch::Receiver<Arc<Cfg>>,
+    /// Where notices go.
+    pub notices: mpsc::UnboundedSender<N>,
+}
+
+impl<K: ?Sized, C, H: std::fmt::Debug, Cfg, N> std::fmt::Debug for TaskContext<K, C, H, Cfg, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskContext")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The core of one controller task.
+#[derive(Debug)]
+pub struct TaskCore<K: ?Sized, C, S> {
+    /// Unique id of the task (a TID may be re-created while an old task drains).
+    pub id: u64,
+    /// The controller.
+    pub tid: Tid,
+    /// The status the task publishes.
+    pub status: Arc<Mutex<S>>,
+    /// Its commands.
+    pub inbox: Inbox<C>,
+    /// Its own command queue, for whoever routes its device's events.
+    pub me: Commander<C>,
+    /// The kernel and the daemon's device table.
+    pub shared: Shared<K, C>,
+}
+
+impl<K, C, S> TaskCore<K, C, S>
+where
+    K: FabricKernel + ?Sized,
+    C: TaskCommand,
+    S: TaskStatus + Clone,
+{
+    /// Spawns `run` with a new core for `tid` publishing `status`; the
+    /// handle is what the service keeps.
+    pub fn spawn<F, Fut>(
+        id: u64,
+        tid: Tid,
+        status: S,
+        shared: Shared<K, C>,
+        run: F,
+    ) -> TaskHandle<S, C>
+    where
+        F: FnOnce(Self) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let status = Arc::new(Mutex::new(status));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let core = Self {
+            id,
+            tid,
+            status: status.clone(),
+            inbox: Inbox::new(rx),
+            me: Commander::new(tx.clone()),
+            shared,
+        };
+        let task = tokio::spawn(run(core));
+        TaskHandle::new(id, status, tx, task)
+    }
+
+    /// Changes the published status.
+    pub fn set(&self, f: impl FnOnce(&mut S)) {
+        f(&mut lock(&self.status));
+    }
+
+    /// Runs a kernel call on the blocking pool, taking commands meanwhile.
+    pub async fn blocking<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&K) -> Result<T, KernelError> + Send + 'static,
+    ) -> Result<T, TaskError> {
+        self.inbox.blocking(&self.shared.fabric.kernel, f).await
+    }
+
+    /// Adopts the kernel connection that serves the controller, else
+    /// (unless `adopt_only`) connects with `opts`, and binds the device to
+    /// this task. `Ok(None)`: nothing to adopt, or told to stop before the
+    /// connect could start.
+    pub async fn connect(
+        &mut self,
+        role: Role,
+        opts: ConnectOptions,
+        adopt_only: bool,
+    ) -> Result<Option<String>, TaskError> {
+        self.set(S::connecting);
+        let bound = task::adopt_or_connect(
+            &mut self.inbox,
+            &self.shared.fabric,
+            role,
+            &self.tid,
+            opts,
+            self.shared.supported.clone(),
+            adopt_only,
+        )
+        .await?;
+        let Some(bound) = bound else {
+            return Ok(None);
+        };
+        self.shared.devices.established(
+            &bound,
+            Holder {
+                id: self.id,
+                tid: self.tid.clone(),
+                commander: self.me.clone(),
+            },
+        );
+        let device = bound.device;
+        self.set(|s| s.bound(device.clone()));
+        Ok(Some(device))
+    }
+
+    /// The connect options both kinds of controller share (§5.4), for
+    /// this controller.
+    pub fn connect_options(
+        &self,
+        kind: nvmf_kernel::fabrics::ControllerKind,
+        global: &stas_config::GlobalOptions,
+        hostnqn: &str,
+        hostid: &str,
+    ) -> ConnectOptions {
+        task::connect_options(
+            kind,
+            &self.tid,
+            global,
+            &self.shared.supported,
+            hostnqn,
+            hostid,
+        )
+    }
+
+    /// Reports a failed connect (an error at the second attempt, as
+    /// upstream; debug otherwise) and returns the attempts made.
+    pub fn connect_failed(&self, e: &TaskError) -> u32 {
+        let attempts = lock(&self.status).attempts();
+        if attempts == 2 {
+            log::error!("{} Failed to connect to controller. {e}", self.tid);
+        } else {
+            log::debug!("{} connect attempt {attempts} failed: {e}", self.tid);
+        }
+        self.set(|s| s.failed(e.to_string()));
+        attempts
+    }
+
+    /// Whether the connection stays when the task ends: the first stop
+    /// command decides (a removal decided before a shutdown still
+    /// disconnects); a task dropped without one leaves it.
+    pub fn keeps_connection(&self) -> bool {
+        self.inbox.stop().unwrap_or(true)
+    }
+
+    /// Deletes `device` (logged as upstream does).
+    pub async fn disconnect(&mut self, device: &str) {
+        log::info!("{} | {device} - Disconnect initiated", self.tid);
+        match task::disconnect(&mut self.inbox, &self.shared.fabric, device).await {
+            Ok(()) => log::info!("{} | {device} - Disconnected", self.tid),
+            Err(e) => log::warn!("{} | {device} - Disconnect failed: {e}", self.tid),
+        }
+    }
+
+    /// The end: unbinds the device, marks the status stopped and tells the
+    /// service with `notice`.
+    pub fn finish<N>(
+        &self,
+        notices: &mpsc::UnboundedSender<N>,
+        notice: impl FnOnce(Tid, u64) -> N,
+    ) {
+        let device = lock(&self.status).device().map(str::to_owned);
+        if let Some(device) = device {
+            self.shared.devices.unbind(&device, self.id);
+        }
+        self.set(S::stopped);
+        let _ = notices.send(notice(self.tid.clone(), self.id));
+    }
+}
