@@ -197,6 +197,11 @@ impl TaskStatus for IocStatus {
         self.device.as_deref()
     }
 
+    fn released(&mut self) {
+        self.device = None;
+        self.connect_attempts = 0;
+    }
+
     fn stopped(&mut self) {
         self.device = None;
         self.stage = Stage::Stopped;
@@ -319,11 +324,7 @@ impl Ioc {
                     if std::mem::take(&mut self.removed) {
                         log::info!("{} | {dev} - Received \"remove\" event", self.core.tid);
                         device = None;
-                        self.core.shared.devices.unbind(&dev, self.core.id);
-                        self.set(|s| {
-                            s.device = None;
-                            s.connect_attempts = 0;
-                        });
+                        self.core.release(&dev);
                         self.backoff(FAST_RETRY).await;
                     }
                 }

@@ -11,20 +11,19 @@
 //! around, §9). Commands that arrive in a burst coalesce: ten AENs during a
 //! read cause one more read, not ten.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind, SupportedOptions};
+use nvmf_kernel::fabrics::ControllerKind;
 use nvmf_proto::dim::{DimData, Registration, Tas};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::{AdrFam, DcType, EFlags, SubType};
 use stas_config::{Persistent, StafdConfig};
+use stas_daemon::controller::{TaskContext, TaskCore, TaskStatus};
 use stas_daemon::inventory::Role;
-use stas_daemon::task::{
-    self, adopt_or_connect, retry_delay, Devices, Fabric, Holder, Inbox, TaskCommand, TaskError,
-};
+use stas_daemon::task::{self, retry_delay, TaskCommand, TaskError};
 use stas_tid::{is_unusable_dlpe_traddr, Tid};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::kernel::Kernel;
 
@@ -200,29 +199,10 @@ pub struct HostInfo {
     pub symname: Option<String>,
 }
 
-/// What every DC task shares.
-pub struct DcContext {
-    /// The kernel, the controller inventory and the connect bound.
-    pub fabric: Fabric<dyn Kernel>,
-    /// The host identity; only the symbolic name changes (on reload).
-    pub host: watch::Receiver<Arc<HostInfo>>,
-    /// The current configuration.
-    pub config: watch::Receiver<Arc<StafdConfig>>,
-    /// Connect options the kernel accepts.
-    pub supported: Arc<SupportedOptions>,
-    /// Where notices go.
-    pub notices: mpsc::UnboundedSender<Notice>,
-    /// Which task holds which kernel device.
-    pub devices: Devices<Command>,
-}
-
-impl std::fmt::Debug for DcContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DcContext")
-            .field("host", &self.host)
-            .finish_non_exhaustive()
-    }
-}
+/// What every DC task shares; of the host identity only the symbolic
+/// name changes (on reload).
+pub type DcContext =
+    TaskContext<dyn Kernel, Command, watch::Receiver<Arc<HostInfo>>, StafdConfig, Notice>;
 
 /// A running DC task.
 pub type DcHandle = stas_daemon::TaskHandle<DcStatus, Command>;
@@ -246,7 +226,7 @@ pub fn spawn(
         .get("persistent")
         .and_then(|v| Persistent::parse(v))
         .unwrap_or(ctx.config.borrow().persistent);
-    let status = Arc::new(Mutex::new(DcStatus {
+    let status = DcStatus {
         tid: tid.clone(),
         origin,
         device: None,
@@ -260,26 +240,22 @@ pub fn spawn(
         fetches: 0,
         persistent,
         referral_epcsd: None,
-    }));
-    let (tx, rx) = mpsc::unbounded_channel();
-    let me = stas_daemon::Commander::new(tx.clone());
-    let dc = Dc {
-        ctx,
-        id,
-        tid,
-        status: status.clone(),
-        inbox: Inbox::new(rx),
-        me,
-        removed: false,
-        resync: false,
-        reload: false,
-        refetch: false,
-        registered: None,
-        entry_errors: None,
-        parked: false,
     };
-    let task = tokio::spawn(dc.run());
-    stas_daemon::TaskHandle::new(id, status, tx, task)
+    let shared = ctx.shared.clone();
+    TaskCore::spawn(id, tid, status, shared, |core| {
+        Dc {
+            ctx,
+            core,
+            removed: false,
+            resync: false,
+            reload: false,
+            refetch: false,
+            registered: None,
+            entry_errors: None,
+            parked: false,
+        }
+        .run()
+    })
 }
 
 pub use stas_daemon::lock;
@@ -290,14 +266,46 @@ impl stas_daemon::ControllerStatus for DcStatus {
     }
 }
 
+impl TaskStatus for DcStatus {
+    fn connecting(&mut self) {
+        self.connect_attempts = self.connect_attempts.saturating_add(1);
+        self.stage = Stage::Connecting;
+    }
+
+    fn bound(&mut self, device: String) {
+        self.device = Some(device);
+        self.connected = true;
+        self.connect_attempts = 0;
+        self.last_error = None;
+    }
+
+    fn attempts(&self) -> u32 {
+        self.connect_attempts
+    }
+
+    fn failed(&mut self, error: String) {
+        self.last_error = Some(error);
+    }
+
+    fn device(&self) -> Option<&str> {
+        self.device.as_deref()
+    }
+
+    fn released(&mut self) {
+        self.device = None;
+        self.connected = false;
+        self.connect_attempts = 0;
+    }
+
+    fn stopped(&mut self) {
+        self.stage = Stage::Stopped;
+        self.connected = false;
+    }
+}
+
 struct Dc {
     ctx: Arc<DcContext>,
-    id: u64,
-    tid: Tid,
-    status: Arc<Mutex<DcStatus>>,
-    inbox: Inbox<Command>,
-    /// Our own command queue, for whoever routes our device's events.
-    me: stas_daemon::Commander<Command>,
+    core: TaskCore<dyn Kernel, Command, DcStatus>,
     removed: bool,
     resync: bool,
     reload: bool,
@@ -323,12 +331,12 @@ enum Next {
 
 impl Dc {
     fn set(&self, f: impl FnOnce(&mut DcStatus)) {
-        f(&mut lock(&self.status));
+        self.core.set(f);
     }
 
     /// Applies the commands that arrived (stops are the inbox's).
     fn apply(&mut self) {
-        let cmds: Vec<Command> = self.inbox.take().collect();
+        let cmds: Vec<Command> = self.core.inbox.take().collect();
         for cmd in cmds {
             match cmd {
                 Command::Aen => self.refetch = true,
@@ -345,7 +353,7 @@ impl Dc {
         &mut self,
         f: impl FnOnce(&dyn Kernel) -> Result<T, nvmf_kernel::KernelError> + Send + 'static,
     ) -> Result<T, TaskError> {
-        let r = self.inbox.blocking(&self.ctx.fabric.kernel, f).await;
+        let r = self.core.blocking(f).await;
         self.apply();
         r
     }
@@ -371,7 +379,7 @@ impl Dc {
         let deadline = tokio::time::Instant::now() + d;
         loop {
             self.apply();
-            if self.inbox.stopping() || self.removed || self.resync || self.reload {
+            if self.core.inbox.stopping() || self.removed || self.resync || self.reload {
                 return false;
             }
             if aen && self.refetch {
@@ -381,7 +389,7 @@ impl Dc {
             if left.is_zero() {
                 return false;
             }
-            self.inbox.wait(Some(left)).await;
+            self.core.inbox.wait(Some(left)).await;
         }
     }
 
@@ -389,10 +397,15 @@ impl Dc {
     async fn idle(&mut self) {
         loop {
             self.apply();
-            if self.inbox.stopping() || self.removed || self.resync || self.reload || self.refetch {
+            if self.core.inbox.stopping()
+                || self.removed
+                || self.resync
+                || self.reload
+                || self.refetch
+            {
                 return;
             }
-            self.inbox.wait(None).await;
+            self.core.inbox.wait(None).await;
         }
     }
 
@@ -403,7 +416,7 @@ impl Dc {
         // (else a wait to reconnect).
         let mut waiting_to_poll = false;
         loop {
-            if self.inbox.stopping() {
+            if self.core.inbox.stopping() {
                 break;
             }
             if !delay.is_zero() {
@@ -414,7 +427,7 @@ impl Dc {
                 };
                 self.set(|s| s.stage = stage);
                 self.pause(delay).await;
-                if self.inbox.stopping() {
+                if self.core.inbox.stopping() {
                     break;
                 }
                 // A device removal while waiting changes nothing: we reconnect anyway.
@@ -444,20 +457,12 @@ impl Dc {
                 }
                 Err(e) => {
                     waiting_to_poll = false;
-                    let attempts = lock(&self.status).connect_attempts;
-                    if attempts == 2 {
-                        log::error!("{} Failed to connect to controller. {e}", self.tid);
-                    } else {
-                        log::debug!("{} connect attempt {attempts} failed: {e}", self.tid);
-                    }
-                    self.set(|s| s.last_error = Some(e.to_string()));
-                    delay = retry_delay(attempts);
+                    delay = retry_delay(self.core.connect_failed(&e));
                 }
             }
         }
         self.apply();
-        let keep = self.inbox.stop().unwrap_or(true);
-        if let (Some(dev), false) = (device, keep) {
+        if let (Some(dev), false) = (device, self.core.keeps_connection()) {
             if self.registered.is_some() {
                 // Tell the CDC/DDC we are leaving before we go (TP8010);
                 // upstream never deregisters.
@@ -466,79 +471,34 @@ impl Dc {
                     .blocking(move |k| k.register(&d, Tas::Deregister, &data))
                     .await
                 {
-                    Ok(_) => log::info!("{} | {dev} - Deregistered", self.tid),
-                    Err(e) => log::warn!("{} | {dev} - Deregistration failed: {e}", self.tid),
+                    Ok(_) => log::info!("{} | {dev} - Deregistered", self.core.tid),
+                    Err(e) => log::warn!("{} | {dev} - Deregistration failed: {e}", self.core.tid),
                 }
             }
-            log::info!("{} | {dev} - Disconnect initiated", self.tid);
-            if let Err(e) = task::disconnect(&mut self.inbox, &self.ctx.fabric, &dev).await {
-                log::warn!("{} | {dev} - Disconnect failed: {e}", self.tid);
-            }
+            self.core.disconnect(&dev).await;
         }
-        if let Some(dev) = lock(&self.status).device.clone() {
-            self.ctx.devices.unbind(&dev, self.id);
-        }
-        self.set(|s| {
-            s.stage = Stage::Stopped;
-            s.connected = false;
-        });
-        let _ = self.ctx.notices.send(Notice::Stopped {
-            tid: self.tid.clone(),
-            id: self.id,
-        });
+        self.core
+            .finish(&self.ctx.notices, |tid, id| Notice::Stopped { tid, id });
     }
 
     /// Adopts a matching kernel connection, or makes one; `None` if told
     /// to stop before the connect could start.
     async fn connect(&mut self) -> Result<Option<String>, TaskError> {
-        self.set(|s| {
-            s.connect_attempts = s.connect_attempts.saturating_add(1);
-            s.stage = Stage::Connecting;
-        });
         let cfg = self.ctx.config.borrow().clone();
         let host = self.ctx.host.borrow().clone();
-        let opts: ConnectOptions = task::connect_options(
+        let opts = self.core.connect_options(
             ControllerKind::Discovery,
-            &self.tid,
             &cfg.global,
-            &self.ctx.supported,
             &host.hostnqn,
             &host.hostid,
         );
-        let bound = adopt_or_connect(
-            &mut self.inbox,
-            &self.ctx.fabric,
-            Role::Discovery,
-            &self.tid,
-            opts,
-            self.ctx.supported.clone(),
-            false,
-        )
-        .await;
+        let bound = self.core.connect(Role::Discovery, opts, false).await;
         self.apply();
-        let Some(bound) = bound? else {
-            return Ok(None);
-        };
-        self.ctx.devices.established(
-            &bound,
-            Holder {
-                id: self.id,
-                tid: self.tid.clone(),
-                commander: self.me.clone(),
-            },
-        );
-        let dev = bound.device;
-        self.set(|s| {
-            s.device = Some(dev.clone());
-            s.connected = true;
-            s.connect_attempts = 0;
-            s.last_error = None;
-        });
-        Ok(Some(dev))
+        bound
     }
 
     fn first_stage(&self, dctype: DcType) -> Stage {
-        if matches!(dctype, DcType::Ddc | DcType::Cdc) && self.tid.transport == "tcp" {
+        if matches!(dctype, DcType::Ddc | DcType::Cdc) && self.core.tid.transport == "tcp" {
             Stage::Registering
         } else {
             self.after_registration(dctype)
@@ -562,7 +522,7 @@ impl Dc {
             Err(e) => {
                 log::debug!(
                     "{} | {device} - cannot read dctype ({e}); assuming none",
-                    self.tid
+                    self.core.tid
                 );
                 DcType::None
             }
@@ -578,17 +538,12 @@ impl Dc {
         self.resync = false;
         self.reload = false;
         loop {
-            if self.inbox.stopping() {
+            if self.core.inbox.stopping() {
                 return Next::Stop;
             }
             if std::mem::take(&mut self.removed) {
-                log::info!("{} | {device} - Received \"remove\" event", self.tid);
-                self.ctx.devices.unbind(device, self.id);
-                self.set(|s| {
-                    s.device = None;
-                    s.connected = false;
-                    s.connect_attempts = 0;
-                });
+                log::info!("{} | {device} - Received \"remove\" event", self.core.tid);
+                self.core.release(device);
                 self.registered = None;
                 return Next::Reconnect(FAST_RETRY);
             }
@@ -631,19 +586,19 @@ impl Dc {
                         Ok(_) => {
                             register_failed = false;
                             if tas == Tas::Update {
-                                log::info!("{} | {device} - Registration updated", self.tid);
+                                log::info!("{} | {device} - Registration updated", self.core.tid);
                             }
                             self.registered = Some(data);
                             stage = self.after_registration(dctype);
                         }
                         Err(e) if e.nvme_status().is_some() => {
                             // The controller answered: registration refused, carry on.
-                            log::warn!("{} | {device} - Registration error. {e}.", self.tid);
+                            log::warn!("{} | {device} - Registration error. {e}.", self.core.tid);
                             stage = self.after_registration(dctype);
                         }
                         Err(e) => {
                             if !std::mem::replace(&mut register_failed, true) {
-                                log::error!("{} | {device} - Failed to register with Discovery Controller. {e}", self.tid);
+                                log::error!("{} | {device} - Failed to register with Discovery Controller. {e}", self.core.tid);
                             }
                             self.pause(REGISTER_RETRY).await;
                         }
@@ -657,14 +612,14 @@ impl Dc {
                             lsp = f.preferred_lsp();
                             log::debug!(
                                 "{} | {device} - supported options {f:?}, lsp {lsp:#x}",
-                                self.tid
+                                self.core.tid
                             );
                         }
                         Err(e) => {
                             // Upstream retries forever and never reads the log;
                             // a controller that refuses LID 0 (nvmet does) gets
                             // a plain Get Log Page instead (spec [REC]).
-                            log::debug!("{} | {device} - no supported log pages ({e}); reading without PLEO", self.tid);
+                            log::debug!("{} | {device} - no supported log pages ({e}); reading without PLEO", self.core.tid);
                             lsp = 0;
                         }
                     }
@@ -678,7 +633,7 @@ impl Dc {
                             self.publish(device, page.valid_entries().cloned().collect());
                             let errors = page.entry_errors().map(ToString::to_string).collect();
                             self.report_entry_errors(device, page.header.genctr, errors);
-                            let own = own_epcsd(page.valid_entries(), &self.tid);
+                            let own = own_epcsd(page.valid_entries(), &self.core.tid);
                             if !self.keep_connected(device, own) {
                                 return Next::Park;
                             }
@@ -688,7 +643,7 @@ impl Dc {
                             if !std::mem::replace(&mut fetch_failed, true) {
                                 log::error!(
                                     "{} | {device} - Failed to retrieve log pages. {e}",
-                                    self.tid
+                                    self.core.tid
                                 );
                             }
                             self.set(|s| s.last_error = Some(e.to_string()));
@@ -710,7 +665,7 @@ impl Dc {
     /// nvme-stas main decide. Logs the decision when it changes.
     fn keep_connected(&mut self, device: &str, own: Option<bool>) -> bool {
         let (persistent, referral) = {
-            let s = lock(&self.status);
+            let s = lock(&self.core.status);
             (s.persistent, s.referral_epcsd)
         };
         let (keep, why) = match persistent {
@@ -726,7 +681,7 @@ impl Dc {
             let minutes = self.ctx.config.borrow().epcsd_poll_minutes;
             let text = format!(
                 "{} | {device} - Not kept connected ({why}); reading it again every {minutes} min",
-                self.tid
+                self.core.tid
             );
             if self.parked {
                 log::debug!("{text}");
@@ -734,7 +689,7 @@ impl Dc {
                 log::info!("{text}");
             }
         } else if self.parked {
-            log::info!("{} | {device} - Kept connected now ({why})", self.tid);
+            log::info!("{} | {device} - Kept connected now ({why})", self.core.tid);
         }
         self.parked = !keep;
         keep
@@ -745,15 +700,13 @@ impl Dc {
     /// given up first, so the kernel's remove event for our own disconnect
     /// is not taken for the DC going away (nvme-stas #513).
     async fn park(&mut self, device: &str) {
-        self.ctx.devices.unbind(device, self.id);
-        self.set(|s| {
-            s.device = None;
-            s.connected = false;
-        });
+        self.core.release(device);
         // A parked DC registers afresh when it is polled.
         self.registered = None;
-        if let Err(e) = task::disconnect(&mut self.inbox, &self.ctx.fabric, device).await {
-            log::warn!("{} | {device} - Disconnect failed: {e}", self.tid);
+        if let Err(e) =
+            task::disconnect(&mut self.core.inbox, &self.core.shared.fabric, device).await
+        {
+            log::warn!("{} | {device} - Disconnect failed: {e}", self.core.tid);
         }
         self.apply();
         // Nothing it asked for while connected is left to do: the next
@@ -775,9 +728,12 @@ impl Dc {
         let news = self.entry_errors.as_ref() != Some(&now);
         for e in &now.1 {
             if news {
-                log::warn!("{} | {device} - {e}; entry ignored", self.tid);
+                log::warn!("{} | {device} - {e}; entry ignored", self.core.tid);
             } else {
-                log::debug!("{} | {device} - {e}; entry ignored (as before)", self.tid);
+                log::debug!(
+                    "{} | {device} - {e}; entry ignored (as before)",
+                    self.core.tid
+                );
             }
         }
         self.entry_errors = Some(now);
@@ -785,7 +741,7 @@ impl Dc {
 
     fn registration(&self) -> DimData {
         let h = self.ctx.host.borrow().clone();
-        let adrfam = if self.tid.traddr.contains(':') {
+        let adrfam = if self.core.tid.traddr.contains(':') {
             AdrFam::Ipv6
         } else {
             AdrFam::Ipv4
@@ -807,11 +763,11 @@ impl Dc {
             .collect();
         log::info!(
             "{} | {device} - Received discovery log pages (num records={}).",
-            self.tid,
+            self.core.tid,
             entries.len()
         );
         let referrals_changed = {
-            let mut s = lock(&self.status);
+            let mut s = lock(&self.core.status);
             let before: Vec<&DiscoveryLogEntry> = s.referrals().collect();
             let after: Vec<&DiscoveryLogEntry> = entries
                 .iter()
@@ -825,7 +781,7 @@ impl Dc {
             changed
         };
         let _ = self.ctx.notices.send(Notice::LogPages {
-            tid: self.tid.clone(),
+            tid: self.core.tid.clone(),
             device: device.to_owned(),
             referrals_changed,
         });

@@ -20,10 +20,10 @@ use nvmf_proto::types::EFlags;
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 use stas_config::Cid;
 use stas_config::{Persistent, StafdConfig};
-use stas_daemon::inventory::Inventory;
+use stas_daemon::controller::Shared;
 use stas_daemon::kernel::{resolve_configured, FabricKernel};
 use stas_daemon::lkc::{ControllerRecord, LastKnownConfig, LkcFile, WireLogPage};
-use stas_daemon::task::{ConnectGate, Devices, Draining, Fabric};
+use stas_daemon::task::{ConnectGate, Draining};
 use stas_tid::{filter_addresses, remove_excluded, Tid, TidContext};
 use tokio::sync::{mpsc, watch};
 
@@ -219,16 +219,10 @@ impl Service {
         let (ntx, notices) = mpsc::unbounded_channel();
         let (itx, inputs) = mpsc::unbounded_channel();
         let ctx = Arc::new(DcContext {
-            fabric: Fabric {
-                kernel,
-                inventory: Arc::new(Inventory::new()),
-                gate: ConnectGate::from_env(),
-            },
+            shared: Shared::new(kernel, ConnectGate::from_env(), supported),
             host: host_rx,
             config: config_rx,
-            supported: Arc::new(supported),
             notices: ntx,
-            devices: Devices::default(),
         });
         let view = View::default();
         let svc = Self {
@@ -398,7 +392,7 @@ impl Service {
         if let Some(c) = &self.nbft {
             return c.clone();
         }
-        let tables = self.ctx.fabric.kernel.nbft_tables();
+        let tables = self.ctx.shared.fabric.kernel.nbft_tables();
         if !tables.is_empty() {
             let paths: Vec<String> = tables
                 .iter()
@@ -416,7 +410,7 @@ impl Service {
                 }
             })
             .collect();
-        let kernel = self.ctx.fabric.kernel.clone();
+        let kernel = self.ctx.shared.fabric.kernel.clone();
         let cids = stas_tid::nbft::discovery_cids(&parsed, |mac| kernel.interface_with_mac(mac));
         self.nbft = Some(cids.clone());
         cids
@@ -444,7 +438,7 @@ impl Service {
             .collect();
         let (configured, _) = remove_excluded(&cfg.excludes, configured);
         // FC and loop DCs have no port; unlike upstream they are kept (§18).
-        let kernel: Arc<dyn FabricKernel> = self.ctx.fabric.kernel.clone();
+        let kernel: Arc<dyn FabricKernel> = self.ctx.shared.fabric.kernel.clone();
         let configured: Vec<Tid> = resolve_configured(kernel, cfg.global.ip_family, configured)
             .await
             .into_iter()
@@ -707,8 +701,8 @@ impl Service {
                 self.stats.resyncs = self.stats.resyncs.saturating_add(1);
                 log::warn!("Kernel events were lost (uevent socket overflow); resynchronising every discovery controller");
                 let (kernel, inventory) = (
-                    self.ctx.fabric.kernel.clone(),
-                    self.ctx.fabric.inventory.clone(),
+                    self.ctx.shared.fabric.kernel.clone(),
+                    self.ctx.shared.fabric.inventory.clone(),
                 );
                 // A parked DC has no device events could be about, and
                 // must not be contacted before its next poll (nvme-stas #513).
@@ -745,9 +739,9 @@ impl Service {
         if !ev.is_nvme_controller() {
             return;
         }
-        self.ctx.fabric.inventory.note_uevent(ev);
+        self.ctx.shared.fabric.inventory.note_uevent(ev);
         let dev = ev.devname();
-        let Some(holder) = self.ctx.devices.holder(dev) else {
+        let Some(holder) = self.ctx.shared.devices.holder(dev) else {
             self.forward_unmanaged(ev);
             return;
         };
@@ -799,7 +793,7 @@ impl Service {
             ev.get("NVME_HOST_TRADDR"),
             ev.get("NVME_HOST_IFACE"),
         );
-        let kernel = self.ctx.fabric.kernel.clone();
+        let kernel = self.ctx.shared.fabric.kernel.clone();
         // Whether it is a DC needs sysfs (that controller's own attributes
         // only): ask on the blocking pool.
         tokio::task::spawn_blocking(move || {

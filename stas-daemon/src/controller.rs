@@ -31,6 +31,8 @@ pub trait TaskStatus: Send + 'static {
     fn failed(&mut self, error: String);
     /// The device bound now, if any.
     fn device(&self) -> Option<&str>;
+    /// The device went away or was given up: none bound, attempts from 0.
+    fn released(&mut self);
     /// The task has ended.
     fn stopped(&mut self);
 }
@@ -213,6 +215,13 @@ where
             hostnqn,
             hostid,
         )
+    }
+
+    /// Gives up `device` (the kernel removed it, or the task disconnects
+    /// it on purpose), so its events no longer reach this task.
+    pub fn release(&self, device: &str) {
+        self.shared.devices.unbind(device, self.id);
+        self.set(S::released);
     }
 
     /// Reports a failed connect (an error at the second attempt, as
