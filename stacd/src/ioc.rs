@@ -16,10 +16,10 @@ use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::EFlags;
 use stas_config::StacdConfig;
-use stas_daemon::controller::{TaskContext, TaskCore, TaskStatus};
+use stas_daemon::controller::{Change, TaskContext, TaskCore, TaskStatus};
 use stas_daemon::inventory::Role;
 use stas_daemon::kernel::FabricKernel;
-use stas_daemon::task::{retry_delay, TaskCommand, TaskError};
+use stas_daemon::task::{retry_delay, TaskError};
 use stas_tid::Tid;
 
 pub use stas_daemon::task::{FAST_RETRY, SLOW_RETRY};
@@ -138,14 +138,7 @@ pub enum Notice {
     },
 }
 
-impl TaskCommand for Command {
-    fn stop(&self) -> Option<bool> {
-        match self {
-            Self::Stop { keep_connection } => Some(*keep_connection),
-            _ => None,
-        }
-    }
-}
+stas_daemon::stop_command!(Command);
 
 /// The host identity I/O controllers connect with.
 #[derive(Debug, Clone, Default)]
@@ -173,38 +166,18 @@ impl stas_daemon::ControllerStatus for IocStatus {
 }
 
 impl TaskStatus for IocStatus {
-    fn connecting(&mut self) {
-        self.connect_attempts = self.connect_attempts.saturating_add(1);
-        self.stage = Stage::Connecting;
-    }
+    stas_daemon::status_slots!();
 
-    fn bound(&mut self, device: String) {
-        self.device = Some(device);
-        self.stage = Stage::Connected;
-        self.connect_attempts = 0;
-        self.last_error = None;
-    }
-
-    fn attempts(&self) -> u32 {
-        self.connect_attempts
-    }
-
-    fn failed(&mut self, error: String) {
-        self.last_error = Some(error);
-    }
-
-    fn device(&self) -> Option<&str> {
-        self.device.as_deref()
-    }
-
-    fn released(&mut self) {
-        self.device = None;
-        self.connect_attempts = 0;
-    }
-
-    fn stopped(&mut self) {
-        self.device = None;
-        self.stage = Stage::Stopped;
+    fn show(&mut self, change: Change) {
+        match change {
+            Change::Connecting => self.stage = Stage::Connecting,
+            Change::Bound => self.stage = Stage::Connected,
+            Change::Released => {}
+            Change::Stopped => {
+                self.device = None;
+                self.stage = Stage::Stopped;
+            }
+        }
     }
 }
 

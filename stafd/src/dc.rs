@@ -19,9 +19,9 @@ use nvmf_proto::dim::{DimData, Registration, Tas};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::{AdrFam, DcType, EFlags, SubType};
 use stas_config::{Persistent, StafdConfig};
-use stas_daemon::controller::{TaskContext, TaskCore, TaskStatus};
+use stas_daemon::controller::{Change, TaskContext, TaskCore, TaskStatus};
 use stas_daemon::inventory::Role;
-use stas_daemon::task::{self, retry_delay, TaskCommand, TaskError};
+use stas_daemon::task::{self, retry_delay, TaskError};
 use stas_tid::{is_unusable_dlpe_traddr, Tid};
 use tokio::sync::watch;
 
@@ -173,14 +173,7 @@ pub enum Command {
     },
 }
 
-impl TaskCommand for Command {
-    fn stop(&self) -> Option<bool> {
-        match self {
-            Self::Stop { keep_connection } => Some(*keep_connection),
-            _ => None,
-        }
-    }
-}
+stas_daemon::stop_command!(Command);
 
 /// The host identity DCs connect and register with.
 #[derive(Debug, Clone, Default)]
@@ -267,39 +260,17 @@ impl stas_daemon::ControllerStatus for DcStatus {
 }
 
 impl TaskStatus for DcStatus {
-    fn connecting(&mut self) {
-        self.connect_attempts = self.connect_attempts.saturating_add(1);
-        self.stage = Stage::Connecting;
-    }
+    stas_daemon::status_slots!();
 
-    fn bound(&mut self, device: String) {
-        self.device = Some(device);
-        self.connected = true;
-        self.connect_attempts = 0;
-        self.last_error = None;
-    }
-
-    fn attempts(&self) -> u32 {
-        self.connect_attempts
-    }
-
-    fn failed(&mut self, error: String) {
-        self.last_error = Some(error);
-    }
-
-    fn device(&self) -> Option<&str> {
-        self.device.as_deref()
-    }
-
-    fn released(&mut self) {
-        self.device = None;
-        self.connected = false;
-        self.connect_attempts = 0;
-    }
-
-    fn stopped(&mut self) {
-        self.stage = Stage::Stopped;
-        self.connected = false;
+    fn show(&mut self, change: Change) {
+        match change {
+            Change::Connecting => self.stage = Stage::Connecting,
+            Change::Bound | Change::Released => self.connected = change == Change::Bound,
+            Change::Stopped => {
+                self.stage = Stage::Stopped;
+                self.connected = false;
+            }
+        }
     }
 }
 

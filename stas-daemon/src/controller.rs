@@ -19,22 +19,74 @@ use crate::kernel::FabricKernel;
 use crate::task::{self, Devices, Fabric, Holder, Inbox, TaskCommand, TaskError};
 use crate::{lock, Commander, TaskHandle};
 
-/// What the core updates in a task's published status.
-pub trait TaskStatus: Send + 'static {
-    /// A connect attempt starts (count it, show it).
-    fn connecting(&mut self);
-    /// The connect bound `device` (show it connected, attempts back to 0).
-    fn bound(&mut self, device: String);
+/// The fields of a task's status the core keeps.
+#[derive(Debug)]
+pub struct Slots<'a> {
+    /// The kernel device (`nvmeN`) while bound.
+    pub device: &'a mut Option<String>,
     /// Connect attempts since the last success.
-    fn attempts(&self) -> u32;
+    pub attempts: &'a mut u32,
     /// The last error, for debug output.
-    fn failed(&mut self, error: String);
-    /// The device bound now, if any.
-    fn device(&self) -> Option<&str>;
-    /// The device went away or was given up: none bound, attempts from 0.
-    fn released(&mut self);
-    /// The task has ended.
-    fn stopped(&mut self);
+    pub error: &'a mut Option<String>,
+}
+
+/// A change of a task's connection, for the daemon to show in its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A connect attempt started.
+    Connecting,
+    /// The connect bound a device.
+    Bound,
+    /// The device went away or was given up.
+    Released,
+    /// The task ended.
+    Stopped,
+}
+
+/// A task's published status, as the core updates it.
+pub trait TaskStatus: Send + 'static {
+    /// The fields the core keeps ([`status_slots!`](crate::status_slots)
+    /// writes this for fields named `device`, `connect_attempts` and
+    /// `last_error`).
+    fn slots(&mut self) -> Slots<'_>;
+    /// Shows `change` in the daemon's own terms (stage, flags).
+    fn show(&mut self, change: Change);
+}
+
+/// Writes [`TaskStatus::slots`] for a status with fields `device`,
+/// `connect_attempts` and `last_error`.
+#[macro_export]
+macro_rules! status_slots {
+    () => {
+        fn slots(&mut self) -> $crate::controller::Slots<'_> {
+            $crate::controller::Slots {
+                device: &mut self.device,
+                attempts: &mut self.connect_attempts,
+                error: &mut self.last_error,
+            }
+        }
+    };
+}
+
+fn show_connecting(s: &mut impl TaskStatus) {
+    let slots = s.slots();
+    *slots.attempts = slots.attempts.saturating_add(1);
+    s.show(Change::Connecting);
+}
+
+fn show_bound(s: &mut impl TaskStatus, device: String) {
+    let slots = s.slots();
+    *slots.device = Some(device);
+    *slots.attempts = 0;
+    *slots.error = None;
+    s.show(Change::Bound);
+}
+
+fn show_released(s: &mut impl TaskStatus) {
+    let slots = s.slots();
+    *slots.device = None;
+    *slots.attempts = 0;
+    s.show(Change::Released);
 }
 
 /// What a connect needs that every task of a daemon shares.
@@ -171,7 +223,7 @@ where
         opts: ConnectOptions,
         adopt_only: bool,
     ) -> Result<Option<String>, TaskError> {
-        self.set(S::connecting);
+        self.set(show_connecting);
         let bound = task::adopt_or_connect(
             &mut self.inbox,
             &self.shared.fabric,
@@ -194,7 +246,7 @@ where
             },
         );
         let device = bound.device;
-        self.set(|s| s.bound(device.clone()));
+        self.set(|s| show_bound(s, device.clone()));
         Ok(Some(device))
     }
 
@@ -221,19 +273,19 @@ where
     /// it on purpose), so its events no longer reach this task.
     pub fn release(&self, device: &str) {
         self.shared.devices.unbind(device, self.id);
-        self.set(S::released);
+        self.set(show_released);
     }
 
     /// Reports a failed connect (an error at the second attempt, as
     /// upstream; debug otherwise) and returns the attempts made.
     pub fn connect_failed(&self, e: &TaskError) -> u32 {
-        let attempts = lock(&self.status).attempts();
+        let attempts = *lock(&self.status).slots().attempts;
         if attempts == 2 {
             log::error!("{} Failed to connect to controller. {e}", self.tid);
         } else {
             log::debug!("{} connect attempt {attempts} failed: {e}", self.tid);
         }
-        self.set(|s| s.failed(e.to_string()));
+        self.set(|s| *s.slots().error = Some(e.to_string()));
         attempts
     }
 
@@ -260,11 +312,11 @@ where
         notices: &mpsc::UnboundedSender<N>,
         notice: impl FnOnce(Tid, u64) -> N,
     ) {
-        let device = lock(&self.status).device().map(str::to_owned);
+        let device = lock(&self.status).slots().device.clone();
         if let Some(device) = device {
             self.shared.devices.unbind(&device, self.id);
         }
-        self.set(S::stopped);
+        self.set(|s| s.show(Change::Stopped));
         let _ = notices.send(notice(self.tid.clone(), self.id));
     }
 }

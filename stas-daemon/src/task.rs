@@ -97,6 +97,22 @@ pub trait TaskCommand: Send + 'static {
     fn stop(&self) -> Option<bool>;
 }
 
+/// Implements [`TaskCommand`] for a daemon's command enum whose variant
+/// `Stop { keep_connection }` stops the task.
+#[macro_export]
+macro_rules! stop_command {
+    ($command:ty) => {
+        impl $crate::task::TaskCommand for $command {
+            fn stop(&self) -> Option<bool> {
+                match self {
+                    Self::Stop { keep_connection } => Some(*keep_connection),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 /// A task's commands: stops are taken as they arrive (the first one
 /// decides whether the connection is kept: a removal decided before a
 /// shutdown still disconnects), the rest queue for the task to apply.
