@@ -20,7 +20,6 @@ use std::time::Duration;
 use nvmf_kernel::uevent::{Action, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::SubType;
-use stas_config::Cid;
 use stas_config::{DisconnectScope, StacdConfig};
 use stas_daemon::controller::Shared;
 use stas_daemon::inventory::Role;
@@ -246,29 +245,14 @@ impl Service {
     /// nothing down while stafd has not answered yet.
     pub async fn restore(&mut self) {
         let Some(file) = self.lkc.clone() else { return };
-        let stale = file.remove_stale_temps();
-        if stale > 0 {
-            log::info!(
-                "Removed {stale} temporary files of interrupted writes beside {}",
-                file.path().display()
-            );
-        }
-        let lkc = match file.load_config() {
-            Ok(Some(l)) => l,
-            Ok(None) => return,
-            Err(e) => {
-                log::warn!("{e}");
-                return;
-            }
+        let Some(lkc) = file.load_at_start() else {
+            return;
         };
         let ctx = self.tid_context();
         let tids: Vec<(Tid, Option<String>)> = lkc
             .controllers
             .into_iter()
-            .map(|rec| {
-                let cid: Cid = rec.tid.into_iter().collect();
-                (Tid::from_cid(&cid, &ctx), rec.origin)
-            })
+            .map(|rec| (rec.tid(&ctx), rec.origin))
             .collect();
         let (kernel, inventory) = (
             self.ctx.shared.fabric.kernel.clone(),

@@ -276,25 +276,12 @@ impl Service {
     /// once and nothing is torn down while they re-adopt their connections.
     pub fn restore(&mut self) {
         let Some(file) = self.lkc.clone() else { return };
-        let stale = file.remove_stale_temps();
-        if stale > 0 {
-            log::info!(
-                "Removed {stale} temporary files of interrupted writes beside {}",
-                file.path().display()
-            );
-        }
-        let lkc = match file.load_config() {
-            Ok(Some(l)) => l,
-            Ok(None) => return,
-            Err(e) => {
-                log::warn!("{e}");
-                return;
-            }
+        let Some(lkc) = file.load_at_start() else {
+            return;
         };
         let ctx = self.tid_context();
         for rec in lkc.controllers {
-            let cid: Cid = rec.tid.into_iter().collect();
-            let tid = Tid::from_cid(&cid, &ctx);
+            let tid = rec.tid(&ctx);
             let (pages, bad) = rec.log_pages.entries();
             for e in bad {
                 log::warn!("{tid} - cached {e}; dropped");

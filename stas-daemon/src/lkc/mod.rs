@@ -222,6 +222,23 @@ impl LkcFile {
         self.decode(frame.payload()).map(Some)
     }
 
+    /// What a daemon restores at start: removes the temporary files of
+    /// interrupted writes, then reads the file. A missing file is `None`;
+    /// an unusable one is logged (and ignored) and `None`.
+    pub fn load_at_start(&self) -> Option<LastKnownConfig> {
+        let stale = self.remove_stale_temps();
+        if stale > 0 {
+            log::info!(
+                "Removed {stale} temporary files of interrupted writes beside {}",
+                self.path.display()
+            );
+        }
+        self.load_config().unwrap_or_else(|e| {
+            log::warn!("{e}");
+            None
+        })
+    }
+
     fn decode<T: Decode<()>>(&self, payload: &[u8]) -> Result<T, LkcError> {
         let corrupt = |reason: String| LkcError::Corrupt {
             path: self.path.clone(),

@@ -115,6 +115,14 @@ pub struct ControllerRecord {
     pub device: Option<String>,
 }
 
+impl ControllerRecord {
+    /// The controller's TID, in the daemon's TID context now.
+    pub fn tid(&self, ctx: &stas_tid::TidContext) -> stas_tid::Tid {
+        let cid: stas_config::Cid = self.tid.iter().cloned().collect();
+        stas_tid::Tid::from_cid(&cid, ctx)
+    }
+}
+
 /// What a daemon remembers.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode)]
 pub struct LastKnownConfig {
