@@ -21,17 +21,17 @@ use nvmf_kernel::uevent::{Action, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::SubType;
 use stas_config::{DisconnectScope, StacdConfig};
-use stas_daemon::controller::Shared;
+use stas_daemon::controller::{Controllers, Shared};
 use stas_daemon::inventory::Role;
 use stas_daemon::kernel::{resolve_configured, FabricKernel};
 use stas_daemon::lkc::{ControllerRecord, LastKnownConfig, LkcFile, WireLogPage};
-use stas_daemon::task::{ConnectGate, Draining};
+use stas_daemon::task::ConnectGate;
 use stas_tid::matching::tid_of_existing;
 use stas_tid::{filter_addresses, remove_excluded, Tid, TidContext};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::ioc::{lock, Command, HostInfo, IocContext, IocHandle, IocStatus, Notice, Source};
+use crate::ioc::{lock, Command, HostInfo, IocContext, IocStatus, Notice, Source};
 use crate::staf::StafView;
 
 /// How long after a kernel `add` event the audit looks (sysfs attributes of
@@ -96,11 +96,7 @@ impl ServiceHandle {
 pub struct Service {
     ctx: Arc<IocContext>,
     config_tx: watch::Sender<Arc<StacdConfig>>,
-    iocs: BTreeMap<Tid, IocHandle>,
-    /// Tasks told to stop that have not ended yet (upstream's terminator):
-    /// their TID is not re-created until they have.
-    draining: Draining<IocStatus, Command>,
-    next_id: u64,
+    iocs: Controllers<IocStatus, Command>,
     notices: mpsc::UnboundedReceiver<Notice>,
     inputs: mpsc::UnboundedReceiver<Input>,
     inputs_tx: mpsc::UnboundedSender<Input>,
@@ -108,7 +104,6 @@ pub struct Service {
     lkc: Option<LkcFile>,
     lkc_seq: u64,
     lkc_written: Arc<std::sync::Mutex<u64>>,
-    view: View,
     audit_at: Option<Instant>,
     /// What the pending audit covers: every controller (start, reload,
     /// lost events), or only those the kernel added since the last one.
@@ -191,13 +186,12 @@ impl Service {
             config: config_rx,
             notices: ntx,
         });
-        let view = View::default();
+        let iocs = Controllers::default();
+        let view = iocs.view.clone();
         let svc = Self {
             ctx,
             config_tx,
-            iocs: BTreeMap::new(),
-            draining: Draining::default(),
-            next_id: 0,
+            iocs,
             notices,
             inputs,
             inputs_tx: itx.clone(),
@@ -205,7 +199,6 @@ impl Service {
             lkc,
             lkc_seq: 0,
             lkc_written: Arc::default(),
-            view: view.clone(),
             audit_at: None,
             audit_scope: AuditScope::All,
             stats: Stats::default(),
@@ -226,18 +219,17 @@ impl Service {
     }
 
     fn spawn(&mut self, tid: Tid, source: Source, dlpe: Option<DiscoveryLogEntry>) {
-        self.next_id = self.next_id.wrapping_add(1);
-        let handle = crate::ioc::spawn(self.ctx.clone(), self.next_id, tid.clone(), source, dlpe);
+        let id = self.iocs.next_id();
+        let handle = crate::ioc::spawn(self.ctx.clone(), id, tid.clone(), source, dlpe);
         self.iocs.insert(tid, handle);
     }
 
     fn publish_view(&self) {
-        self.view
-            .set(self.iocs.values().map(|h| h.status.clone()).collect());
+        self.iocs.publish();
     }
 
     fn pending_disposal(&self, tid: &Tid) -> bool {
-        self.draining.holds(tid)
+        self.iocs.draining.holds(tid)
     }
 
     /// Recreates the controllers of the last-known configuration that still
@@ -440,7 +432,7 @@ impl Service {
                 h.send(Command::Stop {
                     keep_connection: keep,
                 });
-                self.draining.push(tid.clone(), h);
+                self.iocs.draining.push(tid.clone(), h);
             }
         }
         for tid in &wanted {
@@ -603,7 +595,7 @@ impl Service {
     fn on_notice(&mut self, n: Notice) -> bool {
         match n {
             Notice::Stopped { tid, id } => {
-                let was_draining = self.draining.ended(&tid, id);
+                let was_draining = self.iocs.draining.ended(&tid, id);
                 if self.iocs.get(&tid).is_some_and(|h| h.id == id) {
                     // It ended by itself (an audited connection already gone).
                     self.iocs.remove(&tid);
@@ -691,18 +683,11 @@ impl Service {
         if let Some(saving) = self.save_lkc() {
             let _ = saving.await;
         }
-        let handles: Vec<IocHandle> = std::mem::take(&mut self.iocs)
-            .into_values()
-            .chain(self.draining.take_all())
-            .collect();
-        for h in &handles {
-            h.send(Command::Stop {
+        self.iocs
+            .stop_all(|| Command::Stop {
                 keep_connection: true,
-            });
-        }
-        for h in handles {
-            let _ = h.task.await;
-        }
+            })
+            .await;
         self.stats
     }
 }

@@ -20,16 +20,14 @@ use nvmf_proto::types::EFlags;
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 use stas_config::Cid;
 use stas_config::{Persistent, StafdConfig};
-use stas_daemon::controller::Shared;
+use stas_daemon::controller::{Controllers, Shared};
 use stas_daemon::kernel::{resolve_configured, FabricKernel};
 use stas_daemon::lkc::{ControllerRecord, LastKnownConfig, LkcFile, WireLogPage};
-use stas_daemon::task::{ConnectGate, Draining};
+use stas_daemon::task::ConnectGate;
 use stas_tid::{filter_addresses, remove_excluded, Tid, TidContext};
 use tokio::sync::{mpsc, watch};
 
-use crate::dc::{
-    lock, Command, DcCommander, DcContext, DcHandle, DcStatus, HostInfo, Notice, Origin, Stage,
-};
+use crate::dc::{lock, Command, DcCommander, DcContext, DcStatus, HostInfo, Notice, Origin, Stage};
 use crate::kernel::Kernel;
 
 /// How often discovered DCs that mDNS no longer reports are looked at
@@ -112,12 +110,6 @@ pub enum Input {
     Shutdown,
 }
 
-/// A DC known to the service.
-#[derive(Debug)]
-struct Entry {
-    handle: DcHandle,
-}
-
 /// A DC's log page as encoded for the last-known configuration.
 #[derive(Debug)]
 struct EncodedPage {
@@ -148,9 +140,7 @@ pub struct Service {
     ctx: Arc<DcContext>,
     config_tx: watch::Sender<Arc<StafdConfig>>,
     host_tx: watch::Sender<Arc<HostInfo>>,
-    dcs: BTreeMap<Tid, Entry>,
-    draining: Draining<DcStatus, Command>,
-    next_id: u64,
+    dcs: Controllers<DcStatus, Command>,
     notices: mpsc::UnboundedReceiver<Notice>,
     inputs: mpsc::UnboundedReceiver<Input>,
     signals: Arc<dyn Signals>,
@@ -163,7 +153,6 @@ pub struct Service {
     )>,
     /// Each DC's log page as the last snapshot encoded it.
     lkc_pages: BTreeMap<Tid, EncodedPage>,
-    view: View,
     /// Discovery controllers from the boot firmware, read once (§13.1).
     nbft: Option<Vec<Cid>>,
     /// What mDNS reports reachable.
@@ -224,21 +213,19 @@ impl Service {
             config: config_rx,
             notices: ntx,
         });
-        let view = View::default();
+        let dcs = Controllers::default();
+        let view = dcs.view.clone();
         let svc = Self {
             ctx,
             config_tx,
             host_tx,
-            dcs: BTreeMap::new(),
-            draining: Draining::default(),
-            next_id: 0,
+            dcs,
             notices,
             inputs,
             signals,
             lkc_tx: None,
             lkc,
             lkc_pages: BTreeMap::new(),
-            view: view.clone(),
             nbft: None,
             zeroconf: BTreeSet::new(),
             lost: BTreeMap::new(),
@@ -261,14 +248,13 @@ impl Service {
     }
 
     fn spawn(&mut self, tid: Tid, origin: Option<Origin>, cached: Option<Vec<DiscoveryLogEntry>>) {
-        self.next_id = self.next_id.wrapping_add(1);
-        let handle = crate::dc::spawn(self.ctx.clone(), self.next_id, tid.clone(), origin, cached);
-        self.dcs.insert(tid, Entry { handle });
+        let id = self.dcs.next_id();
+        let handle = crate::dc::spawn(self.ctx.clone(), id, tid.clone(), origin, cached);
+        self.dcs.insert(tid, handle);
     }
 
     fn publish_view(&self) {
-        self.view
-            .set(self.dcs.values().map(|e| e.handle.status.clone()).collect());
+        self.dcs.publish();
     }
 
     /// Recreates the DCs of the last-known configuration (before the first
@@ -305,10 +291,10 @@ impl Service {
         let mut before = std::mem::take(&mut self.lkc_pages);
         let mut controllers = Vec::with_capacity(self.dcs.len());
         for (tid, e) in &self.dcs {
-            let s = lock(&e.handle.status);
+            let s = lock(&e.status);
             // A DC task replaces its page only with `fetches` bumped, under
             // the same lock; a new task for the TID starts afresh.
-            let version = (e.handle.id, s.fetches);
+            let version = (e.id, s.fetches);
             let page = match before.remove(tid) {
                 Some(p) if p.version == version => p.page,
                 _ => {
@@ -440,7 +426,7 @@ impl Service {
         let held = self
             .dcs
             .iter()
-            .filter(|(_, e)| lock(&e.handle.status).origin == Some(Origin::Discovered))
+            .filter(|(_, e)| lock(&e.status).origin == Some(Origin::Discovered))
             .map(|(t, _)| t.clone());
         let discovered: Vec<Tid> = self
             .zeroconf
@@ -526,7 +512,7 @@ impl Service {
             .filter(|(tid, e)| {
                 (!wanted.contains(*tid) || unresponsive.contains(*tid))
                     && (must_remove.contains(tid)
-                        || lock(&e.handle.status).origin != Some(Origin::Discovered))
+                        || lock(&e.status).origin != Some(Origin::Discovered))
             })
             .map(|(t, _)| t.clone())
             .collect();
@@ -534,10 +520,10 @@ impl Service {
             self.lost.remove(tid);
             if let Some(e) = self.dcs.remove(tid) {
                 log::info!("{tid} - removed (no longer wanted)");
-                e.handle.send(Command::Stop {
+                e.send(Command::Stop {
                     keep_connection: false,
                 });
-                self.draining.push(tid.clone(), e.handle);
+                self.dcs.draining.push(tid.clone(), e);
             }
         }
         if !to_del.is_empty() {
@@ -562,7 +548,7 @@ impl Service {
             })
             .collect();
         for (tid, e) in &self.dcs {
-            let mut s = lock(&e.handle.status);
+            let mut s = lock(&e.status);
             if let Some(o) = origin_of.get(tid) {
                 s.origin = Some(*o);
             }
@@ -588,7 +574,7 @@ impl Service {
         let mut frontier: Vec<Tid> = roots.to_vec();
         while let Some(t) = frontier.pop() {
             let Some(e) = self.dcs.get(&t) else { continue };
-            let s = e.handle.snapshot();
+            let s = e.snapshot();
             let mut out = Vec::new();
             for r in s.referrals() {
                 if walk.referred.len() >= MAX_REFERRALS {
@@ -625,7 +611,7 @@ impl Service {
         let persistence = self.config().zeroconf_persistence;
         self.unreported = false;
         for (tid, e) in &self.dcs {
-            let s = lock(&e.handle.status);
+            let s = lock(&e.status);
             let unreported = s.origin == Some(Origin::Discovered) && !self.zeroconf.contains(tid);
             self.unreported |= unreported;
             // A parked DC is disconnected by choice; it is lost only once
@@ -697,8 +683,8 @@ impl Service {
                     .dcs
                     .values()
                     .filter_map(|e| {
-                        let s = lock(&e.handle.status);
-                        (s.stage != Stage::Parked).then(|| (s.device.clone(), e.handle.commander()))
+                        let s = lock(&e.status);
+                        (s.stage != Stage::Parked).then(|| (s.device.clone(), e.commander()))
                     })
                     .collect();
                 // One full scan, on the blocking pool, shared with any
@@ -806,8 +792,8 @@ impl Service {
                 referrals_changed
             }
             Notice::Stopped { tid, id } => {
-                self.draining.ended(&tid, id);
-                if self.dcs.get(&tid).is_some_and(|e| e.handle.id == id) {
+                self.dcs.draining.ended(&tid, id);
+                if self.dcs.get(&tid).is_some_and(|e| e.id == id) {
                     // It ended by itself (cannot happen today); forget it.
                     self.dcs.remove(&tid);
                 }
@@ -875,7 +861,7 @@ impl Service {
             Input::Reload(cfg) => {
                 let _ = self.config_tx.send(cfg);
                 for e in self.dcs.values() {
-                    e.handle.send(Command::Reload);
+                    e.send(Command::Reload);
                 }
                 *want_reconcile = true;
             }
@@ -904,19 +890,11 @@ impl Service {
     async fn drain(mut self) -> Stats {
         self.save_lkc_now().await;
         let keep = self.config().persistent_connections;
-        let handles: Vec<DcHandle> = std::mem::take(&mut self.dcs)
-            .into_values()
-            .map(|e| e.handle)
-            .chain(self.draining.take_all())
-            .collect();
-        for h in &handles {
-            h.send(Command::Stop {
+        self.dcs
+            .stop_all(|| Command::Stop {
                 keep_connection: keep,
-            });
-        }
-        for h in handles {
-            let _ = h.task.await;
-        }
+            })
+            .await;
         self.stats
     }
 }

@@ -320,3 +320,79 @@ where
         let _ = notices.send(notice(self.tid.clone(), self.id));
     }
 }
+
+/// A daemon's controller tasks: the running ones by TID (what this derefs
+/// to), those told to stop that have not ended yet, and the view the D-Bus
+/// layer reads.
+#[derive(Debug)]
+pub struct Controllers<S, C> {
+    running: std::collections::BTreeMap<Tid, TaskHandle<S, C>>,
+    /// Tasks told to stop that have not ended yet (upstream's terminator):
+    /// their TID is not re-created until they have.
+    pub draining: task::Draining<S, C>,
+    next_id: u64,
+    /// The statuses D-Bus reads.
+    pub view: crate::StatusBoard<S>,
+}
+
+impl<S, C> Default for Controllers<S, C> {
+    fn default() -> Self {
+        Self {
+            running: std::collections::BTreeMap::new(),
+            draining: task::Draining::default(),
+            next_id: 0,
+            view: crate::StatusBoard::default(),
+        }
+    }
+}
+
+impl<S, C> std::ops::Deref for Controllers<S, C> {
+    type Target = std::collections::BTreeMap<Tid, TaskHandle<S, C>>;
+    fn deref(&self) -> &Self::Target {
+        &self.running
+    }
+}
+
+impl<S, C> std::ops::DerefMut for Controllers<S, C> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.running
+    }
+}
+
+impl<S: crate::ControllerStatus, C> Controllers<S, C> {
+    /// The id of the next task (a TID may be re-created while an old task
+    /// drains; the id tells them apart).
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id
+    }
+
+    /// Shows the running tasks' statuses on the view.
+    pub fn publish(&self) {
+        self.view
+            .set(self.running.values().map(|h| h.status.clone()).collect());
+    }
+
+    /// Shutdown: sends `stop` to every task, running or draining, and
+    /// waits for them all.
+    pub async fn stop_all(&mut self, stop: impl Fn() -> C) {
+        let handles: Vec<TaskHandle<S, C>> = std::mem::take(&mut self.running)
+            .into_values()
+            .chain(self.draining.take_all())
+            .collect();
+        for h in &handles {
+            h.send(stop());
+        }
+        for h in handles {
+            let _ = h.task.await;
+        }
+    }
+}
+
+impl<'a, S, C> IntoIterator for &'a Controllers<S, C> {
+    type Item = (&'a Tid, &'a TaskHandle<S, C>);
+    type IntoIter = std::collections::btree_map::Iter<'a, Tid, TaskHandle<S, C>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.running.iter()
+    }
+}
