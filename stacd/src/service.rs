@@ -74,25 +74,11 @@ pub struct Stats {
     pub audits: u64,
 }
 
-/// The shared, read-only view the D-Bus layer uses.
-pub type View = stas_daemon::StatusBoard<IocStatus>;
-
 /// How to send inputs to a running service.
-#[derive(Debug, Clone)]
-pub struct ServiceHandle {
-    tx: mpsc::UnboundedSender<Input>,
-    /// What the service knows, for D-Bus.
-    pub view: View,
-}
-
-impl ServiceHandle {
-    /// Queues an input.
-    pub fn send(&self, input: Input) {
-        let _ = self.tx.send(input);
-    }
-}
+pub type ServiceHandle = stas_daemon::controller::ServiceHandle<Input, IocStatus>;
 
 /// The stacd service.
+#[derive(Debug)]
 pub struct Service {
     ctx: Arc<IocContext>,
     config_tx: watch::Sender<Arc<StacdConfig>>,
@@ -111,15 +97,6 @@ pub struct Service {
     /// Counters.
     pub stats: Stats,
     shutting_down: bool,
-}
-
-impl std::fmt::Debug for Service {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service")
-            .field("iocs", &self.iocs.len())
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The controllers an audit looks at.
@@ -204,7 +181,7 @@ impl Service {
             stats: Stats::default(),
             shutting_down: false,
         };
-        (svc, ServiceHandle { tx: itx, view })
+        (svc, ServiceHandle::new(itx, view))
     }
 
     fn config(&self) -> Arc<StacdConfig> {

@@ -73,7 +73,7 @@ struct Walk {
 }
 
 /// What the service publishes (D-Bus signals, and tests).
-pub trait Signals: Send + Sync + 'static {
+pub trait Signals: std::fmt::Debug + Send + Sync + 'static {
     /// A DC's log page was read (`log_pages_changed`).
     fn log_pages_changed(&self, tid: &Tid, device: &str);
     /// A reconciliation removed DCs (`dc_removed`).
@@ -132,10 +132,8 @@ pub struct Stats {
     pub lkc_entries_encoded: u64,
 }
 
-/// The shared, read-only view the D-Bus layer uses.
-pub type View = stas_daemon::StatusBoard<DcStatus>;
-
 /// The stafd service.
+#[derive(Debug)]
 pub struct Service {
     ctx: Arc<DcContext>,
     config_tx: watch::Sender<Arc<StafdConfig>>,
@@ -168,29 +166,8 @@ pub struct Service {
     shutting_down: bool,
 }
 
-impl std::fmt::Debug for Service {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service")
-            .field("dcs", &self.dcs.len())
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
-}
-
 /// How to send inputs to a running service.
-#[derive(Debug, Clone)]
-pub struct ServiceHandle {
-    tx: mpsc::UnboundedSender<Input>,
-    /// What the service knows, for D-Bus.
-    pub view: View,
-}
-
-impl ServiceHandle {
-    /// Queues an input.
-    pub fn send(&self, input: Input) {
-        let _ = self.tx.send(input);
-    }
-}
+pub type ServiceHandle = stas_daemon::controller::ServiceHandle<Input, DcStatus>;
 
 impl Service {
     /// A service over `kernel` with configuration `config`; restores DCs
@@ -233,7 +210,7 @@ impl Service {
             stats: Stats::default(),
             shutting_down: false,
         };
-        (svc, ServiceHandle { tx: itx, view })
+        (svc, ServiceHandle::new(itx, view))
     }
 
     fn tid_context(&self) -> TidContext {

@@ -22,7 +22,7 @@ use crate::sim::{DcSim as _, SimKernel};
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Recorder {
     pub(crate) changed: Mutex<Vec<(String, String)>>,
     pub(crate) removed: AtomicU32,

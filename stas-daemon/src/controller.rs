@@ -396,3 +396,33 @@ impl<'a, S, C> IntoIterator for &'a Controllers<S, C> {
         self.running.iter()
     }
 }
+
+/// How the rest of a daemon (signals, uevents, D-Bus) reaches its running
+/// service: inputs `I` in, controller statuses `S` out.
+#[derive(Debug)]
+pub struct ServiceHandle<I, S> {
+    tx: mpsc::UnboundedSender<I>,
+    /// What the service knows, for D-Bus.
+    pub view: crate::StatusBoard<S>,
+}
+
+impl<I, S> Clone for ServiceHandle<I, S> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            view: self.view.clone(),
+        }
+    }
+}
+
+impl<I, S> ServiceHandle<I, S> {
+    /// A handle sending to `tx`, showing `view`.
+    pub fn new(tx: mpsc::UnboundedSender<I>, view: crate::StatusBoard<S>) -> Self {
+        Self { tx, view }
+    }
+
+    /// Queues an input (dropped once the service has ended).
+    pub fn send(&self, input: I) {
+        let _ = self.tx.send(input);
+    }
+}

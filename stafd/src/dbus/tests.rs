@@ -18,8 +18,11 @@ use stas_tid::TidContext;
 use zbus::zvariant::Type;
 
 use super::*;
+use crate::dc::DcStatus;
 use crate::dc::HostInfo;
-use crate::service::{Input, Service, ServiceHandle, Stats, View};
+use crate::service::{Input, Service, ServiceHandle, Stats};
+
+type View = stas_daemon::StatusBoard<DcStatus>;
 use crate::sim::{DcSim as _, SimKernel};
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
