@@ -85,7 +85,8 @@ pub struct Service {
     iocs: Controllers<IocStatus, Command>,
     notices: mpsc::UnboundedReceiver<Notice>,
     inputs: mpsc::UnboundedReceiver<Input>,
-    inputs_tx: mpsc::UnboundedSender<Input>,
+    /// Our own inputs (the audit's result comes back as one).
+    me: ServiceHandle,
     staf: StafView,
     lkc: Option<LkcFile>,
     lkc_seq: u64,
@@ -155,23 +156,17 @@ impl Service {
     ) -> (Self, ServiceHandle) {
         let supported = stas_daemon::kernel::probe_options(&*kernel, &["host_iface"]);
         let (config_tx, config_rx) = watch::channel(config);
-        let (ntx, notices) = mpsc::unbounded_channel();
-        let (itx, inputs) = mpsc::unbounded_channel();
-        let ctx = Arc::new(IocContext {
-            shared: Shared::new(kernel, gate, supported),
-            host: Arc::new(host),
-            config: config_rx,
-            notices: ntx,
-        });
+        let shared = Shared::new(kernel, gate, supported);
+        let (ctx, notices) = IocContext::open(shared, Arc::new(host), config_rx);
         let iocs = Controllers::default();
-        let view = iocs.view.clone();
+        let (handle, inputs) = ServiceHandle::open(iocs.view.clone());
         let svc = Self {
             ctx,
             config_tx,
             iocs,
             notices,
             inputs,
-            inputs_tx: itx.clone(),
+            me: handle.clone(),
             staf: StafView::Unknown,
             lkc,
             lkc_seq: 0,
@@ -181,7 +176,7 @@ impl Service {
             stats: Stats::default(),
             shutting_down: false,
         };
-        (svc, ServiceHandle::new(itx, view))
+        (svc, handle)
     }
 
     fn config(&self) -> Arc<StacdConfig> {
@@ -523,7 +518,7 @@ impl Service {
             self.ctx.shared.fabric.inventory.clone(),
         );
         let scope = std::mem::replace(&mut self.audit_scope, AuditScope::Added(BTreeSet::new()));
-        let tx = self.inputs_tx.clone();
+        let me = self.me.clone();
         tokio::spawn(async move {
             let found = tokio::task::spawn_blocking(move || {
                 let controllers = match &scope {
@@ -544,7 +539,7 @@ impl Service {
             })
             .await
             .unwrap_or_default();
-            let _ = tx.send(Input::Audited(found));
+            me.send(Input::Audited(found));
         });
     }
 

@@ -182,16 +182,10 @@ impl Service {
         let supported = stas_daemon::kernel::probe_options(&*kernel, &["host_iface", "discovery"]);
         let (config_tx, config_rx) = watch::channel(config);
         let (host_tx, host_rx) = watch::channel(Arc::new(host));
-        let (ntx, notices) = mpsc::unbounded_channel();
-        let (itx, inputs) = mpsc::unbounded_channel();
-        let ctx = Arc::new(DcContext {
-            shared: Shared::new(kernel, ConnectGate::from_env(), supported),
-            host: host_rx,
-            config: config_rx,
-            notices: ntx,
-        });
+        let shared = Shared::new(kernel, ConnectGate::from_env(), supported);
+        let (ctx, notices) = DcContext::open(shared, host_rx, config_rx);
         let dcs = Controllers::default();
-        let view = dcs.view.clone();
+        let (handle, inputs) = ServiceHandle::open(dcs.view.clone());
         let svc = Self {
             ctx,
             config_tx,
@@ -210,7 +204,7 @@ impl Service {
             stats: Stats::default(),
             shutting_down: false,
         };
-        (svc, ServiceHandle::new(itx, view))
+        (svc, handle)
     }
 
     fn tid_context(&self) -> TidContext {

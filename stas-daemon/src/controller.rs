@@ -150,6 +150,24 @@ impl<K: ?Sized, C, H: std::fmt::Debug, Cfg, N> std::fmt::Debug for TaskContext<K
     }
 }
 
+impl<K: ?Sized, C, H, Cfg, N> TaskContext<K, C, H, Cfg, N> {
+    /// A context and the receiving end of its tasks' notices.
+    pub fn open(
+        shared: Shared<K, C>,
+        host: H,
+        config: tokio::sync::watch::Receiver<Arc<Cfg>>,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<N>) {
+        let (notices, rx) = mpsc::unbounded_channel();
+        let ctx = Self {
+            shared,
+            host,
+            config,
+            notices,
+        };
+        (Arc::new(ctx), rx)
+    }
+}
+
 /// The core of one controller task.
 #[derive(Debug)]
 pub struct TaskCore<K: ?Sized, C, S> {
@@ -416,9 +434,10 @@ impl<I, S> Clone for ServiceHandle<I, S> {
 }
 
 impl<I, S> ServiceHandle<I, S> {
-    /// A handle sending to `tx`, showing `view`.
-    pub fn new(tx: mpsc::UnboundedSender<I>, view: crate::StatusBoard<S>) -> Self {
-        Self { tx, view }
+    /// A handle showing `view`, and the receiving end of its inputs.
+    pub fn open(view: crate::StatusBoard<S>) -> (Self, mpsc::UnboundedReceiver<I>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self { tx, view }, rx)
     }
 
     /// Queues an input (dropped once the service has ended).
