@@ -21,13 +21,13 @@ use nvmf_kernel::uevent::{Action, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
 use nvmf_proto::types::SubType;
 use stas_config::{DisconnectScope, StacdConfig};
-use stas_daemon::controller::{Controllers, Shared};
+use stas_daemon::controller::{wanted, Controllers, Shared};
 use stas_daemon::inventory::Role;
 use stas_daemon::kernel::{resolve_configured, FabricKernel};
 use stas_daemon::lkc::{ControllerRecord, LastKnownConfig, LkcFile, WireLogPage};
 use stas_daemon::task::ConnectGate;
 use stas_tid::matching::tid_of_existing;
-use stas_tid::{filter_addresses, remove_excluded, Tid, TidContext};
+use stas_tid::{remove_excluded, Tid, TidContext};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -350,17 +350,8 @@ impl Service {
         for t in configured {
             source_of.insert(t, Source::Configured);
         }
-        let (valid, rejected) =
-            filter_addresses(source_of.keys().cloned().collect(), cfg.global.ip_family);
-        for (_, why) in &rejected {
-            if why.is_warning() {
-                log::warn!("{why}");
-            } else {
-                log::debug!("{why}");
-            }
-        }
-        let (wanted, _) = remove_excluded(&cfg.excludes, valid);
-        let wanted: BTreeSet<Tid> = wanted.into_iter().collect();
+        let all = source_of.keys().cloned().collect();
+        let wanted = wanted(all, cfg.global.ip_family, &cfg.excludes);
         let (_, excluded) = remove_excluded(&cfg.excludes, self.iocs.keys().cloned().collect());
         let excluded: BTreeSet<Tid> = excluded.into_iter().collect();
 

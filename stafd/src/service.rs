@@ -20,7 +20,7 @@ use nvmf_proto::types::EFlags;
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 use stas_config::Cid;
 use stas_config::{Persistent, StafdConfig};
-use stas_daemon::controller::{Controllers, Shared};
+use stas_daemon::controller::{wanted, Controllers, Shared};
 use stas_daemon::kernel::{resolve_configured, FabricKernel};
 use stas_daemon::lkc::{ControllerRecord, LastKnownConfig, LkcFile, WireLogPage};
 use stas_daemon::task::ConnectGate;
@@ -459,16 +459,7 @@ impl Service {
             }
         }
         let all: Vec<Tid> = origin_of.keys().cloned().collect();
-        let (valid, rejected) = filter_addresses(all.clone(), cfg.global.ip_family);
-        for (_, why) in &rejected {
-            if why.is_warning() {
-                log::warn!("{why}");
-            } else {
-                log::debug!("{why}");
-            }
-        }
-        let (wanted, _) = remove_excluded(&cfg.excludes, valid);
-        let wanted: BTreeSet<Tid> = wanted.into_iter().collect();
+        let wanted = wanted(all.clone(), cfg.global.ip_family, &cfg.excludes);
 
         // DCs found over mDNS survive its absence unless excluded, or lost
         // for longer than zeroconf-connections-persistence (§6.3 steps 5-6).

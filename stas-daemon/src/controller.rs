@@ -445,3 +445,24 @@ impl<I, S> ServiceHandle<I, S> {
         let _ = self.tx.send(input);
     }
 }
+
+/// What a reconciliation wants of `tids`: valid addresses of an enabled
+/// family (each rejection logged, §4.5), less the excluded ones (§3.9).
+pub fn wanted(
+    tids: Vec<Tid>,
+    family: stas_config::IpFamily,
+    excludes: &[stas_config::Cid],
+) -> std::collections::BTreeSet<Tid> {
+    let (valid, rejected) = stas_tid::filter_addresses(tids, family);
+    for (_, why) in &rejected {
+        if why.is_warning() {
+            log::warn!("{why}");
+        } else {
+            log::debug!("{why}");
+        }
+    }
+    stas_tid::remove_excluded(excludes, valid)
+        .0
+        .into_iter()
+        .collect()
+}
