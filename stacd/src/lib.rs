@@ -28,7 +28,8 @@ use std::sync::Arc;
 use crate::cli::Args;
 use clap::Parser;
 use stas_config::{self as config, StacdConfig, SysConf};
-use stas_daemon::kernel::{FabricKernel, SystemFabric};
+use stas_daemon::dbus::SharedTidContext;
+use stas_daemon::kernel::SystemFabric;
 use stas_daemon::launch::{block_on, launch, open_events_and_lkc, reloader, Launch, Started};
 use stas_daemon::{self as daemon, notify};
 use stas_tid::TidContext;
@@ -153,31 +154,19 @@ async fn run(started: Started<StacdConfig>) -> ExitCode {
     let kernel = Arc::new(SystemFabric {
         paths: paths.clone(),
     });
-    let supported = kernel
-        .supported_options()
-        .unwrap_or_else(|_| nvmf_kernel::fabrics::SupportedOptions::legacy());
-    let tid_context = stas_daemon::dbus::SharedTidContext::new(TidContext {
-        host_nqn: sys.hostnqn.clone(),
-        ignore_iface: cfg.global.ignore_iface,
-    });
+    let tid_context = SharedTidContext::for_host(&sys.hostnqn, cfg.global.ignore_iface);
     let lkc_path = lkc.path().to_path_buf();
     let (mut svc, handle) = Service::new(kernel, host_info(&sys), Arc::new(cfg), Some(lkc));
     svc.restore().await;
-    let dbus_cfg = dbus::DbusConfig {
-        view: handle.view.clone(),
-        tid_context: tid_context.clone(),
-        sys: sys.clone(),
-        lkc_path: Some(lkc_path),
-        kernel_tp8013: supported.contains("discovery"),
-        kernel_host_iface: supported.contains("host_iface"),
-        device_info: Some(Arc::new(move |dev: &str| {
-            nvmf_kernel::sysfs::Sysfs::new(&paths)
-                .controller(dev)
-                .ok()
-                .flatten()
-        })),
-        extra: (),
-    };
+    let dbus_cfg = dbus::DbusConfig::on_kernel(
+        handle.view.clone(),
+        tid_context.clone(),
+        sys,
+        lkc_path,
+        &svc.supported(),
+        paths,
+        (),
+    );
     // Kept for the life of the daemon: dropping it leaves the bus.
     let _dbus = match start_dbus(bus_address.as_deref(), dbus_cfg, &handle).await {
         Ok(c) => c,
@@ -189,10 +178,7 @@ async fn run(started: Started<StacdConfig>) -> ExitCode {
     daemon::forward_uevents(uevents, move |item| h.send(Input::Uevent(item)));
     let reload_handle = handle.clone();
     let reload = reloader(conf_file, config::load_stacd, move |c| {
-        tid_context.set(TidContext {
-            host_nqn: sys.hostnqn.clone(),
-            ignore_iface: c.global.ignore_iface,
-        });
+        tid_context.set_ignore_iface(c.global.ignore_iface);
         reload_handle.send(Input::Reload(Arc::new(c)));
     });
     daemon::serve(PROG, service, reload, move || handle.send(Input::Shutdown)).await

@@ -179,6 +179,11 @@ impl Service {
         (svc, handle)
     }
 
+    /// The connect options the kernel accepts (probed once, at start).
+    pub fn supported(&self) -> Arc<nvmf_kernel::fabrics::SupportedOptions> {
+        self.ctx.shared.supported.clone()
+    }
+
     fn config(&self) -> Arc<StacdConfig> {
         self.config_tx.borrow().clone()
     }

@@ -41,8 +41,9 @@ use stas_daemon::{self as daemon, notify};
 use stas_tid::TidContext;
 
 use crate::dc::HostInfo;
-use crate::kernel::{FabricKernel, SystemKernel};
+use crate::kernel::SystemKernel;
 use crate::service::{Input, NoSignals, Service};
+use stas_daemon::dbus::SharedTidContext;
 
 const PROG: &str = "stafd";
 
@@ -284,13 +285,7 @@ async fn run(args: &Args, started: Started<StafdConfig>) -> ExitCode {
         }
     };
     let kernel = Arc::new(SystemKernel::new(paths.clone(), systemctl));
-    let supported = kernel
-        .supported_options()
-        .unwrap_or_else(|_| nvmf_kernel::fabrics::SupportedOptions::legacy());
-    let tid_context = dbus::SharedTidContext::new(TidContext {
-        host_nqn: sys.hostnqn.clone(),
-        ignore_iface: cfg.global.ignore_iface,
-    });
+    let tid_context = SharedTidContext::for_host(&sys.hostnqn, cfg.global.ignore_iface);
     let lkc_path = lkc.path().to_path_buf();
     let zeroconf_view = dbus::ZeroconfView::default();
     let (dbus_signals, signal_queue) = dbus::signals();
@@ -298,21 +293,16 @@ async fn run(args: &Args, started: Started<StafdConfig>) -> ExitCode {
     let (mut svc, handle) =
         Service::new(kernel, host, cfg.clone(), Arc::new(dbus_signals), Some(lkc));
     svc.restore();
-    let dbus_cfg = dbus::DbusConfig {
-        view: handle.view.clone(),
-        tid_context: tid_context.clone(),
-        sys: sys.clone(),
-        lkc_path: Some(lkc_path),
-        kernel_tp8013: supported.contains("discovery"),
-        kernel_host_iface: supported.contains("host_iface"),
-        device_info: Some(Arc::new(move |dev: &str| {
-            nvmf_kernel::sysfs::Sysfs::new(&paths)
-                .controller(dev)
-                .ok()
-                .flatten()
-        })),
-        extra: zeroconf_view.clone(),
-    };
+    let supported = svc.supported();
+    let dbus_cfg = dbus::DbusConfig::on_kernel(
+        handle.view.clone(),
+        tid_context.clone(),
+        sys.clone(),
+        lkc_path,
+        &supported,
+        paths,
+        zeroconf_view.clone(),
+    );
     // Kept for the life of the daemon: dropping it leaves the bus.
     let dbus_conn = match dbus::serve(bus_address.as_deref(), dbus_cfg, signal_queue).await {
         Ok(conn) => conn,
@@ -342,10 +332,7 @@ async fn run(args: &Args, started: Started<StafdConfig>) -> ExitCode {
         if let Some(symname) = reload_symname(&sys_conf, &nvme_dir, &sys) {
             reload_handle.send(Input::Symname(symname));
         }
-        tid_context.set(TidContext {
-            host_nqn: sys.hostnqn.clone(),
-            ignore_iface: c.global.ignore_iface,
-        });
+        tid_context.set_ignore_iface(c.global.ignore_iface);
         let c = Arc::new(c);
         zeroconf.apply(&c, &zeroconf_setup, &tid_context.get());
         reload_handle.send(Input::Reload(c));

@@ -214,6 +214,11 @@ impl Service {
         }
     }
 
+    /// The connect options the kernel accepts (probed once, at start).
+    pub fn supported(&self) -> Arc<nvmf_kernel::fabrics::SupportedOptions> {
+        self.ctx.shared.supported.clone()
+    }
+
     fn config(&self) -> Arc<StafdConfig> {
         self.config_tx.borrow().clone()
     }

@@ -110,6 +110,22 @@ impl SharedTidContext {
         Self(Arc::new(RwLock::new(ctx)))
     }
 
+    /// The context of a host with NQN `host_nqn`.
+    pub fn for_host(host_nqn: &str, ignore_iface: bool) -> Self {
+        Self::new(TidContext {
+            host_nqn: host_nqn.to_owned(),
+            ignore_iface,
+        })
+    }
+
+    /// A reload's new `ignore-iface` (the host NQN needs a restart).
+    pub fn set_ignore_iface(&self, ignore_iface: bool) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ignore_iface = ignore_iface;
+    }
+
     /// Replaces the context (at reload).
     pub fn set(&self, ctx: TidContext) {
         *self

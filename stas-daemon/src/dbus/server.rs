@@ -102,6 +102,37 @@ pub struct DbusConfig<S, X = ()> {
     pub extra: X,
 }
 
+impl<S, X> DbusConfig<S, X> {
+    /// A daemon's configuration on the running kernel: what the kernel
+    /// accepts as `supported` says, device attributes read from sysfs
+    /// under `paths`.
+    pub fn on_kernel(
+        view: StatusBoard<S>,
+        tid_context: SharedTidContext,
+        sys: SysConf,
+        lkc_path: PathBuf,
+        supported: &nvmf_kernel::fabrics::SupportedOptions,
+        paths: nvmf_kernel::KernelPaths,
+        extra: X,
+    ) -> Self {
+        Self {
+            view,
+            tid_context,
+            sys,
+            lkc_path: Some(lkc_path),
+            kernel_tp8013: supported.contains("discovery"),
+            kernel_host_iface: supported.contains("host_iface"),
+            device_info: Some(Arc::new(move |dev: &str| {
+                nvmf_kernel::sysfs::Sysfs::new(&paths)
+                    .controller(dev)
+                    .ok()
+                    .flatten()
+            })),
+            extra,
+        }
+    }
+}
+
 impl<S, X> std::fmt::Debug for DbusConfig<S, X> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DbusConfig")
