@@ -28,10 +28,10 @@ use std::sync::Arc;
 use crate::cli::Args;
 use clap::Parser;
 use stas_config::{self as config, StacdConfig, SysConf};
+use stas_daemon as daemon;
 use stas_daemon::dbus::SharedTidContext;
 use stas_daemon::kernel::SystemFabric;
-use stas_daemon::launch::{block_on, launch, open_events_and_lkc, reloader, Launch, Started};
-use stas_daemon::{self as daemon, notify};
+use stas_daemon::launch::{launch, open_events_and_lkc, reloader, simulation, Started};
 use stas_tid::TidContext;
 
 use crate::ioc::HostInfo;
@@ -43,17 +43,14 @@ const PROG: &str = "stacd";
 /// returns the exit status (the binary is this call alone).
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    match launch(
+    launch(
         PROG,
         &args.common,
         &args.conf_file,
         args.sim,
         config::load_stacd,
-    ) {
-        Launch::Exit(code) => code,
-        Launch::Simulate { count, bus_address } => block_on(simulate(count, bus_address)),
-        Launch::Run(started) => block_on(run(started)),
-    }
+    )
+    .then(simulate, run)
 }
 
 fn host_info(sys: &SysConf) -> HostInfo {
@@ -90,7 +87,7 @@ async fn start_dbus(
 /// address it also serves D-Bus there and follows stafd on it.
 async fn simulate(n: usize, bus: Option<String>) -> ExitCode {
     // Installed first: from now on no signal ends the process unasked.
-    let Ok(mut signals) = daemon::ProcessSignals::install() else {
+    let Ok(signals) = daemon::ProcessSignals::install() else {
         return ExitCode::from(1);
     };
     let (sim, cfg) = sim::populated(n);
@@ -127,22 +124,15 @@ async fn simulate(n: usize, bus: Option<String>) -> ExitCode {
         None => None,
     };
     let service = tokio::spawn(svc.run());
-    let _ = notify::notify("READY=1");
-    let steady = daemon::wait_steady_or_stop(&mut signals, || {
-        let all = handle.view.snapshot();
+    let view = handle.view.clone();
+    let steady = move || {
+        let all = view.snapshot();
         all.len() >= n && all.iter().all(ioc::IocStatus::connected)
+    };
+    simulation(signals, n, steady, service, move || {
+        handle.send(Input::Shutdown)
     })
-    .await;
-    if steady {
-        println!("@@steady {n}");
-        // SIGHUP has nothing to reload in a simulation, but must not end it.
-        while signals.next_is_reload().await {
-            log::info!("SIGHUP: nothing to reload in a simulation");
-        }
-    }
-    handle.send(Input::Shutdown);
-    let _ = service.await;
-    ExitCode::SUCCESS
+    .await
 }
 
 async fn run(started: Started<StacdConfig>) -> ExitCode {

@@ -36,8 +36,8 @@ use crate::cli::Args;
 use clap::Parser;
 use nvmf_kernel::KernelPaths;
 use stas_config::{self as config, StafdConfig, SysConf};
-use stas_daemon::launch::{block_on, launch, open_events_and_lkc, reloader, Launch, Started};
-use stas_daemon::{self as daemon, notify};
+use stas_daemon as daemon;
+use stas_daemon::launch::{launch, open_events_and_lkc, reloader, simulation, Started};
 use stas_tid::TidContext;
 
 use crate::dc::HostInfo;
@@ -62,19 +62,17 @@ fn host_info(sys: &SysConf, paths: &KernelPaths) -> HostInfo {
 /// returns the exit status (the binary is this call alone).
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    match launch(
+    launch(
         PROG,
         &args.common,
         &args.conf_file,
         args.sim,
         config::load_stafd,
-    ) {
-        Launch::Exit(code) => code,
-        Launch::Simulate { count, bus_address } => {
-            block_on(simulate(count, bus_address, args.sim_zeroconf))
-        }
-        Launch::Run(started) => block_on(run(&args, started)),
-    }
+    )
+    .then(
+        |count, bus_address| simulate(count, bus_address, args.sim_zeroconf),
+        |started| run(&args, started),
+    )
 }
 
 /// What the zeroconf task needs besides the configuration.
@@ -156,7 +154,7 @@ async fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
     let (sim, cfg) = sim::populated(n);
     let host = sim::host();
     // Installed first: from now on no signal ends the process unasked.
-    let Ok(mut process_signals) = daemon::ProcessSignals::install() else {
+    let Ok(process_signals) = daemon::ProcessSignals::install() else {
         return ExitCode::from(1);
     };
     let (dbus_signals, signal_queue) = dbus::signals();
@@ -219,22 +217,15 @@ async fn simulate(n: usize, bus: Option<String>, zeroconf: bool) -> ExitCode {
         c.mdns_backend = config::MdnsBackend::Builtin;
         zeroconf_task.apply(&c, &setup, &ctx);
     }
-    let _ = notify::notify("READY=1");
-    let steady = daemon::wait_steady_or_stop(&mut process_signals, || {
-        let all = handle.view.snapshot();
+    let view = handle.view.clone();
+    let steady = move || {
+        let all = view.snapshot();
         all.len() == n && all.iter().all(|d| d.stage == crate::dc::Stage::Steady)
+    };
+    simulation(process_signals, n, steady, service, move || {
+        handle.send(Input::Shutdown)
     })
-    .await;
-    if steady {
-        println!("@@steady {n}");
-        // SIGHUP has nothing to reload in a simulation, but must not end it.
-        while process_signals.next_is_reload().await {
-            log::info!("SIGHUP: nothing to reload in a simulation");
-        }
-    }
-    handle.send(Input::Shutdown);
-    let _ = service.await;
-    ExitCode::SUCCESS
+    .await
 }
 
 /// sys.conf's symbolic name, read again on SIGHUP so that a new one

@@ -116,6 +116,26 @@ pub enum Launch<C> {
     Run(Started<C>),
 }
 
+impl<C> Launch<C> {
+    /// Does it: `simulate` (count, bus address) or `run` on the daemon's
+    /// runtime; the exit status.
+    pub fn then<Sim, Run>(
+        self,
+        simulate: impl FnOnce(usize, Option<String>) -> Sim,
+        run: impl FnOnce(Started<C>) -> Run,
+    ) -> ExitCode
+    where
+        Sim: std::future::Future<Output = ExitCode>,
+        Run: std::future::Future<Output = ExitCode>,
+    {
+        match self {
+            Self::Exit(code) => code,
+            Self::Simulate { count, bus_address } => block_on(simulate(count, bus_address)),
+            Self::Run(started) => block_on(run(started)),
+        }
+    }
+}
+
 /// Decides what to do from the options, and does the start-up work both
 /// daemons share: `load` reads the daemon's configuration file.
 pub fn launch<C: DaemonConfig>(
@@ -178,6 +198,29 @@ pub fn block_on(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
         Some(rt) => rt.block_on(fut),
         None => ExitCode::from(1),
     }
+}
+
+/// The rest of a simulation's life (`--sim N`): READY=1, `@@steady N` on
+/// stdout once `steady` holds, SIGHUP logged and ignored, until SIGTERM or
+/// SIGINT; then `stop` and a wait for `service`.
+pub async fn simulation<T>(
+    mut signals: crate::ProcessSignals,
+    count: usize,
+    steady: impl FnMut() -> bool,
+    service: tokio::task::JoinHandle<T>,
+    stop: impl FnOnce(),
+) -> ExitCode {
+    let _ = crate::notify::notify("READY=1");
+    if crate::wait_steady_or_stop(&mut signals, steady).await {
+        println!("@@steady {count}");
+        // SIGHUP has nothing to reload in a simulation, but must not end it.
+        while signals.next_is_reload().await {
+            log::info!("SIGHUP: nothing to reload in a simulation");
+        }
+    }
+    stop();
+    let _ = service.await;
+    ExitCode::SUCCESS
 }
 
 /// Loads a daemon configuration, logging its diagnostics; the error names
