@@ -43,14 +43,14 @@ const PROG: &str = "stacd";
 /// returns the exit status (the binary is this call alone).
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    launch(
+    let launched = launch(
         PROG,
         &args.common,
         &args.conf_file,
         args.sim,
         config::load_stacd,
-    )
-    .then(simulate, run)
+    );
+    launched.then(simulate, run)
 }
 
 fn host_info(sys: &SysConf) -> HostInfo {

@@ -62,14 +62,14 @@ fn host_info(sys: &SysConf, paths: &KernelPaths) -> HostInfo {
 /// returns the exit status (the binary is this call alone).
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    launch(
+    let launched = launch(
         PROG,
         &args.common,
         &args.conf_file,
         args.sim,
         config::load_stafd,
-    )
-    .then(
+    );
+    launched.then(
         |count, bus_address| simulate(count, bus_address, args.sim_zeroconf),
         |started| run(&args, started),
     )
