@@ -3,13 +3,14 @@
 //! exactly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
+use stas_daemon::testing::{self, nvme, settle, until, HOSTID, HOSTNQN};
 use std::sync::Arc;
 use std::time::Duration;
 
 use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind};
 use nvmf_kernel::uevent::{Uevent, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
-use nvmf_proto::types::{AdrFam, EFlags, SubType, TrType};
+use nvmf_proto::types::{EFlags, SubType};
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 use stas_config::{parse_stacd, StacdConfig};
 use stas_daemon::lkc::LkcFile;
@@ -21,31 +22,15 @@ use crate::staf::{DcLogPages, StafView};
 use stas_daemon::dbus::contract::{DcOperation, LogPageState};
 use stas_daemon::task::DEFAULT_CONNECTS_IN_FLIGHT;
 
-const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
-
 fn config(text: &str) -> Arc<StacdConfig> {
-    let (cfg, diags) = parse_stacd(text, "test.conf").unwrap();
-    assert!(diags.is_empty(), "{diags:?}");
-    Arc::new(cfg)
+    testing::config(text, parse_stacd)
 }
 
 fn host() -> HostInfo {
     HostInfo {
         hostnqn: HOSTNQN.into(),
-        hostid: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into(),
+        hostid: HOSTID.into(),
         hostkey: None,
-    }
-}
-
-fn nvme(traddr: &str, nqn: &str) -> DiscoveryLogEntry {
-    DiscoveryLogEntry {
-        trtype: TrType::Tcp,
-        adrfam: AdrFam::Ipv4,
-        subtype: SubType::Nvme,
-        traddr: traddr.into(),
-        trsvcid: "4420".into(),
-        subnqn: nqn.into(),
-        ..DiscoveryLogEntry::default()
     }
 }
 
@@ -81,26 +66,6 @@ async fn start_with(sim: Arc<SimKernel>, cfg: Arc<StacdConfig>, lkc: Option<LkcF
     svc.restore().await;
     let task = tokio::spawn(svc.run());
     Harness { sim, handle, task }
-}
-
-/// Polls `cond` while the blocking pool works; time does not move.
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..3000 {
-        if cond() {
-            return;
-        }
-        tokio::task::yield_now().await;
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-/// Lets everything that is ready run to quiescence without moving time.
-async fn settle() {
-    for _ in 0..50 {
-        tokio::task::yield_now().await;
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 impl Harness {
@@ -683,16 +648,10 @@ async fn connecting_beside_ten_thousand_controllers_costs_one_scan() {
             .is_some_and(|s| s.connected() && s.device.as_deref() != Some(dev.as_str()))
     })
     .await;
-    assert_eq!(sim.state().full_scans, 1, "events cost no scan");
-
-    h.handle.send(Input::Uevent(UeventItem::Lost));
-    until("resync", || sim.state().full_scans == 2).await;
-    settle().await;
-    assert_eq!(
-        sim.state().full_scans,
-        2,
-        "lost events cost exactly one scan"
-    );
+    testing::lost_events_cost_one_scan(&sim, || {
+        h.handle.send(Input::Uevent(UeventItem::Lost));
+    })
+    .await;
     h.stop().await;
 }
 

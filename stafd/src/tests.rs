@@ -3,6 +3,7 @@
 //! exactly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
+pub(crate) use stas_daemon::testing::{self, nvme, settle, until, HOSTID, HOSTNQN};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use nvmf_kernel::fabrics::{ConnectOptions, ControllerKind};
 use nvmf_kernel::uevent::{Uevent, UeventItem};
 use nvmf_proto::dlp::DiscoveryLogEntry;
-use nvmf_proto::types::{AdrFam, DcType, SubType, TrType};
+use nvmf_proto::types::{DcType, SubType};
 use nvmf_proto::WELL_KNOWN_DISCOVERY_NQN;
 use stas_config::{parse_stafd, StafdConfig};
 use stas_daemon::lkc::LkcFile;
@@ -19,8 +20,6 @@ use stas_tid::Tid;
 use crate::dc::{DcStatus, HostInfo, Origin, Stage};
 use crate::service::{Input, Service, ServiceHandle, Signals, Stats};
 use crate::sim::{DcSim as _, SimKernel};
-
-const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
@@ -41,31 +40,17 @@ impl Signals for Recorder {
 }
 
 pub(crate) fn config(text: &str) -> Arc<StafdConfig> {
-    let (cfg, diags) = parse_stafd(text, "test.conf").unwrap();
-    assert!(diags.is_empty(), "{diags:?}");
-    Arc::new(cfg)
+    testing::config(text, parse_stafd)
 }
 
 fn host() -> HostInfo {
     HostInfo {
         hostnqn: HOSTNQN.into(),
-        hostid: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into(),
+        hostid: HOSTID.into(),
         hostid_bytes: Some([7; 16]),
         hostname: "testhost".into(),
         os_version: "Linux test".into(),
         symname: None,
-    }
-}
-
-pub(crate) fn nvme(traddr: &str, nqn: &str) -> DiscoveryLogEntry {
-    DiscoveryLogEntry {
-        trtype: TrType::Tcp,
-        adrfam: AdrFam::Ipv4,
-        subtype: SubType::Nvme,
-        traddr: traddr.into(),
-        trsvcid: "4420".into(),
-        subnqn: nqn.into(),
-        ..DiscoveryLogEntry::default()
     }
 }
 
@@ -104,26 +89,6 @@ pub(crate) fn start_with(
 
 fn start(cfg: &str) -> Harness {
     start_with(SimKernel::new(), config(cfg), None)
-}
-
-/// Polls `cond` while the blocking pool works; time does not move.
-pub(crate) async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..3000 {
-        if cond() {
-            return;
-        }
-        tokio::task::yield_now().await;
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-/// Lets everything that is ready run to quiescence without moving time.
-pub(crate) async fn settle() {
-    for _ in 0..50 {
-        tokio::task::yield_now().await;
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 impl Harness {
@@ -621,15 +586,10 @@ async fn a_thousand_dcs_cost_one_scan_and_events_none() {
         &format!("DEVNAME={dev}"),
     ]);
     settle().await;
-    assert_eq!(sim.state().full_scans, 1, "events cost no scan");
-    h.handle.send(Input::Uevent(UeventItem::Lost));
-    until("resync", || sim.state().full_scans == 2).await;
-    settle().await;
-    assert_eq!(
-        sim.state().full_scans,
-        2,
-        "lost events cost exactly one scan"
-    );
+    testing::lost_events_cost_one_scan(&sim, || {
+        h.handle.send(Input::Uevent(UeventItem::Lost));
+    })
+    .await;
     h.stop().await;
 }
 

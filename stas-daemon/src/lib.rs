@@ -32,6 +32,8 @@ pub mod logging;
 pub mod notify;
 pub mod sim;
 pub mod task;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::fmt::Display;
 use std::path::Path;
