@@ -334,10 +334,7 @@ async fn an_existing_connection_is_adopted_not_duplicated() {
 
 #[tokio::test(start_paused = true)]
 async fn restart_restores_adopts_and_tears_nothing_down_before_stafd_answers() {
-    let dir = std::env::temp_dir().join(format!("stacd-lkc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let lkc = LkcFile::new(dir.join("lkc.bin"), "stacd");
+    let (dir, lkc) = testing::lkc_in_fresh_dir("stacd-lkc", "stacd");
     let sim = SimKernel::new();
     sim.add_subsystem("10.0.0.9", "nqn.a");
     let h = start_with(sim.clone(), config(""), Some(lkc.clone())).await;

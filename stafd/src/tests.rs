@@ -595,10 +595,7 @@ async fn a_thousand_dcs_cost_one_scan_and_events_none() {
 
 #[tokio::test(start_paused = true)]
 async fn last_known_config_restores_cached_pages_before_connecting() {
-    let dir = std::env::temp_dir().join(format!("stafd-lkc-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let lkc = LkcFile::new(dir.join("lkc.bin"), "stafd");
+    let (dir, lkc) = testing::lkc_in_fresh_dir("stafd-lkc-test", "stafd");
 
     let sim = one_dc_listing_one_subsystem();
     let h = start_with(sim.clone(), config(ONE_DC), Some(lkc.clone()));

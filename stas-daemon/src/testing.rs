@@ -73,3 +73,13 @@ pub async fn lost_events_cost_one_scan<P: SimPeers>(sim: &SimKernel<P>, send_los
         "lost events cost exactly one scan"
     );
 }
+
+/// A fresh, empty directory of this test process named `name`, and the
+/// last-known-configuration file of daemon `prog` in it.
+pub fn lkc_in_fresh_dir(name: &str, prog: &str) -> (std::path::PathBuf, crate::lkc::LkcFile) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let lkc = crate::lkc::LkcFile::new(dir.join("lkc.bin"), prog);
+    (dir, lkc)
+}
