@@ -547,8 +547,7 @@ async fn shutdown_keeps_every_connection() {
     h.connected("nqn.a").await;
     h.connected("nqn.cfg").await;
     h.stop().await;
-    assert!(sim.state().disconnects.is_empty());
-    assert_eq!(sim.state().controllers.len(), 2);
+    testing::assert_all_kept(&sim, 2);
 }
 
 #[tokio::test(start_paused = true)]

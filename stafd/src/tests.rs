@@ -411,8 +411,7 @@ async fn shutdown_keeps_persistent_connections() {
     let h = start_with(sim.clone(), config(ONE_DC), None);
     h.steady("10.0.0.1").await;
     h.stop().await;
-    assert!(sim.state().disconnects.is_empty());
-    assert_eq!(sim.state().controllers.len(), 1);
+    testing::assert_all_kept(&sim, 1);
 }
 
 #[tokio::test(start_paused = true)]

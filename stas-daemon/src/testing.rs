@@ -83,3 +83,14 @@ pub fn lkc_in_fresh_dir(name: &str, prog: &str) -> (std::path::PathBuf, crate::l
     let lkc = crate::lkc::LkcFile::new(dir.join("lkc.bin"), prog);
     (dir, lkc)
 }
+
+/// Nothing was disconnected, and the kernel has `count` controllers.
+pub fn assert_all_kept<P: SimPeers>(sim: &SimKernel<P>, count: usize) {
+    let s = sim.state();
+    assert!(
+        s.disconnects.is_empty(),
+        "disconnected: {:?}",
+        s.disconnects
+    );
+    assert_eq!(s.controllers.len(), count);
+}
