@@ -6,26 +6,19 @@ use std::path::PathBuf;
 use clap::Parser;
 use stas_daemon::launch::CommonArgs;
 
+/// What `stacd --help` says it is.
+const ABOUT: &str = "STorage Appliance Connector: connects the NVMe-oF I/O controllers that configuration and discovery name";
+
+/// Where the configuration is read from unless `-f` says otherwise.
+const CONF_FILE: &str = "/etc/stas/stacd.conf";
+
 /// stacd's options.
 #[derive(Debug, Parser)]
-#[command(
-    name = "stacd",
-    about = "STorage Appliance Connector: connects the NVMe-oF I/O controllers that configuration and discovery name",
-    disable_version_flag = true
-)]
+#[command(name = "stacd", about = ABOUT, disable_version_flag = true)]
 pub struct Args {
     /// Configuration file.
-    #[arg(
-        short = 'f',
-        long = "conf-file",
-        default_value = "/etc/stas/stacd.conf"
-    )]
+    #[arg(short = 'f', long = "conf-file", default_value = CONF_FILE)]
     pub conf_file: PathBuf,
-    /// Run against a simulated kernel where every subsystem is reachable,
-    /// with this many configured (benchmarks, demos; no root needed).
-    /// Prints `@@steady` once they are connected.
-    #[arg(long, hide = true)]
-    pub sim: Option<usize>,
     /// What stafd and stacd both take.
     #[command(flatten)]
     pub common: CommonArgs,

@@ -43,8 +43,7 @@ const PROG: &str = "stacd";
 /// returns the exit status (the binary is this call alone).
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    let (common, conf, sim) = (&args.common, &args.conf_file, args.sim);
-    let launched = launch(PROG, common, conf, sim, config::load_stacd);
+    let launched = launch(PROG, &args.common, &args.conf_file, config::load_stacd);
     launched.then(simulate, run)
 }
 

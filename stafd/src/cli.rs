@@ -6,30 +6,24 @@ use std::path::PathBuf;
 use clap::Parser;
 use stas_daemon::launch::CommonArgs;
 
+/// What `stafd --help` says it is.
+const ABOUT: &str =
+    "STorage Appliance Finder: discovers NVMe-oF discovery controllers and caches their log pages";
+
+/// Where the configuration is read from unless `-f` says otherwise.
+const CONF_FILE: &str = "/etc/stas/stafd.conf";
+
 /// stafd's options.
 #[derive(Debug, Parser)]
-#[command(
-    name = "stafd",
-    about = "STorage Appliance Finder: discovers NVMe-oF discovery controllers and caches their log pages",
-    disable_version_flag = true
-)]
+#[command(name = "stafd", about = ABOUT, disable_version_flag = true)]
 pub struct Args {
-    /// Configuration file.
-    #[arg(
-        short = 'f',
-        long = "conf-file",
-        default_value = "/etc/stas/stafd.conf"
-    )]
-    pub conf_file: PathBuf,
-    /// Run against a simulated kernel with this many discovery controllers
-    /// (benchmarks, demos; no root needed). Prints `@@steady` once all are
-    /// connected and read.
-    #[arg(long, hide = true)]
-    pub sim: Option<usize>,
     /// With `--sim`: also browse mDNS on the real network (zero-touch
     /// tests in network namespaces).
     #[arg(long = "sim-zeroconf", hide = true, requires = "sim")]
     pub sim_zeroconf: bool,
+    /// Configuration file.
+    #[arg(short = 'f', long = "conf-file", default_value = CONF_FILE)]
+    pub conf_file: PathBuf,
     /// What stafd and stacd both take.
     #[command(flatten)]
     pub common: CommonArgs,

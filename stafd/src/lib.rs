@@ -62,8 +62,7 @@ fn host_info(sys: &SysConf, paths: &KernelPaths) -> HostInfo {
 /// returns the exit status (the binary is this call alone).
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    let (common, conf, sim) = (&args.common, &args.conf_file, args.sim);
-    let launched = launch(PROG, common, conf, sim, config::load_stafd);
+    let launched = launch(PROG, &args.common, &args.conf_file, config::load_stafd);
     launched.then(
         |count, bus_address| simulate(count, bus_address, args.sim_zeroconf),
         |started| run(&args, started),

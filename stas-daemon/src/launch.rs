@@ -41,6 +41,11 @@ pub struct CommonArgs {
     /// also taken from $STAS_BUS_ADDRESS.
     #[arg(long = "bus-address", hide = true)]
     pub bus_address: Option<String>,
+    /// Run the real service against a simulated kernel with this many
+    /// controllers (benchmarks, demos; no root needed). Prints `@@steady`
+    /// once all are up (stafd: connected and read; stacd: connected).
+    #[arg(long, hide = true)]
+    pub sim: Option<usize>,
 }
 
 impl CommonArgs {
@@ -142,7 +147,6 @@ pub fn launch<C: DaemonConfig>(
     prog: &str,
     args: &CommonArgs,
     conf_file: &Path,
-    sim: Option<usize>,
     load: impl Fn(&Path) -> Result<(C, Vec<Diagnostic>), ConfigError>,
 ) -> Launch<C> {
     if args.version {
@@ -161,7 +165,7 @@ pub fn launch<C: DaemonConfig>(
         args.syslog || crate::logging::stderr_is_journal(),
         args.tron,
     );
-    if let Some(count) = sim {
+    if let Some(count) = args.sim {
         return Launch::Simulate {
             count,
             bus_address: args.bus_address(),
