@@ -10,7 +10,7 @@ use nvmf_kernel::fabrics::ConnectOptions;
 use nvmf_kernel::sysfs::ControllerInfo;
 use nvmf_kernel::{ConnectFailure, KernelError};
 use nvmf_proto::types::CntrlType;
-use stas_daemon::sim::{controller_record, host_address, SimPeers, HOST};
+use stas_daemon::sim::{config_naming, controller_record, host_address, SimPeers, HOST};
 
 /// The simulated kernel with stacd's subsystems.
 pub type SimKernel = stas_daemon::sim::SimKernel<Subsystems>;
@@ -58,18 +58,13 @@ impl SubsystemSim for SimKernel {
 pub fn populated(n: usize) -> (Arc<SimKernel>, stas_config::StacdConfig) {
     let sim = SimKernel::new();
     sim.state().accept_all = true;
-    let mut text = String::from("[Controllers]\n");
-    for i in 0..n {
+    let subsystem = |i| {
         let traddr = host_address(10, 200, i);
         let nqn = format!("nqn.2024-01.io.sim:sub{i}");
         sim.add_subsystem(&traddr, &nqn);
-        text.push_str(&format!(
-            "controller = transport=tcp;traddr={traddr};nqn={nqn}\n"
-        ));
-    }
-    let cfg = stas_config::parse_stacd(&text, "--sim")
-        .map(|(c, _)| c)
-        .unwrap_or_default();
+        format!("transport=tcp;traddr={traddr};nqn={nqn}")
+    };
+    let cfg = config_naming(n, subsystem, stas_config::parse_stacd);
     (sim, cfg)
 }
 

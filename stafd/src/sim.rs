@@ -14,7 +14,7 @@ use nvmf_proto::dim::{DimData, Tas};
 use nvmf_proto::dlp::{emit_log_page, DiscoveryLogEntry, DiscoveryLogPage, ENTRY_LEN, HEADER_LEN};
 use nvmf_proto::logpages::{LidSupport, SupportedLogPages, LID_DISCOVERY};
 use nvmf_proto::types::{CntrlType, DcType};
-use stas_daemon::sim::{controller_record, host_address, SimPeers, HOST};
+use stas_daemon::sim::{config_naming, controller_record, host_address, SimPeers, HOST};
 
 use crate::kernel::Kernel;
 
@@ -269,8 +269,7 @@ impl Kernel for SimKernel {
 /// subsystems, and the configuration that names them all.
 pub fn populated(n: usize) -> (Arc<SimKernel>, stas_config::StafdConfig) {
     let sim = SimKernel::new();
-    let mut text = String::from("[Controllers]\n");
-    for i in 0..n {
+    let dc = |i| {
         let traddr = host_address(10, 0, i);
         let entries = (0..8)
             .map(|k| DiscoveryLogEntry {
@@ -281,11 +280,9 @@ pub fn populated(n: usize) -> (Arc<SimKernel>, stas_config::StafdConfig) {
             })
             .collect();
         sim.add_dc(&traddr, "8009", DcType::None, entries);
-        text.push_str(&format!("controller = transport=tcp;traddr={traddr}\n"));
-    }
-    let cfg = stas_config::parse_stafd(&text, "--sim")
-        .map(|(c, _)| c)
-        .unwrap_or_default();
+        format!("transport=tcp;traddr={traddr}")
+    };
+    let cfg = config_naming(n, dc, stas_config::parse_stafd);
     (sim, cfg)
 }
 

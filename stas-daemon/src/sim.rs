@@ -217,6 +217,21 @@ impl<P: SimPeers> FabricKernel for SimKernel<P> {
     }
 }
 
+/// The configuration of a `--sim N` run: `controller` gives the
+/// `controller=` value of the `i`-th (from 0) simulated controller;
+/// `parse` reads the text (a simulation has no diagnostics worth a stop).
+pub fn config_naming<C: Default, D>(
+    count: usize,
+    mut controller: impl FnMut(usize) -> String,
+    parse: impl Fn(&str, &str) -> Result<(C, D), stas_config::ConfigError>,
+) -> C {
+    let mut text = String::from("[Controllers]\n");
+    for i in 0..count {
+        text.push_str(&format!("controller = {}\n", controller(i)));
+    }
+    parse(&text, "--sim").map(|(c, _)| c).unwrap_or_default()
+}
+
 /// The sysfs record a kernel would show for a controller connected with
 /// `opts` as `name` (live).
 pub fn controller_record(
