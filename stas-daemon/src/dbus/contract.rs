@@ -1,4 +1,4 @@
-//! The D-Bus contract of stafd and stacd (nvme-stas-behaviour §11): bus
+//! The D-Bus contract of stafd and stacd (docs/behaviour.md §11): bus
 //! names, object paths, interface, member and signal names, the dict keys
 //! the daemons write and their clients read, and client proxies for both
 //! daemons. The daemons serve these names, stacd follows stafd through them
